@@ -48,6 +48,14 @@ class CorruptFileError(DataError):
     """A file exists but cannot be parsed (truncated NIfTI, broken table...)."""
 
 
+class ConstantSignalError(DataError):
+    """A recording whose targets are all constant (zero variance): nothing to model."""
+
+
+class DataQualityWarning(UserWarning):
+    """Targets or rows dropped from a recording (all-NaN, constant...); counts them."""
+
+
 class MissingFieldError(DataError, KeyError):
     """A required column or sidecar field is absent (names the file and field)."""
 
