@@ -126,6 +126,8 @@ def geodesic(
     ndarray (or torch.Tensor if given one), same shape as ``rdm``
         Symmetric, zero diagonal.
     """
+    if isinstance(fill, str) and fill != "max":
+        raise InputError(f"fill={fill!r} is unknown; pass None, a number or 'max'")
     stack, single = as_rdm_stack(rdm, "rdm")
     if pretransformed:
         if stack.min() < 0 or stack.max() > 1:
