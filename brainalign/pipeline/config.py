@@ -1,0 +1,421 @@
+"""The one configuration schema of brainalign (YAML validated by pydantic).
+
+This module is the only place a user's configuration is validated. Every problem
+becomes a one-line :class:`~brainalign.errors.ConfigError` naming the field.
+
+Sections
+--------
+``data``        where the recordings come from (``source``: bids | roi_table | word_erp)
+                and how they are cleaned (``preprocess``).
+``baseline``    optional regressors given with the data (word rate, confounds...).
+``models``      the language models: label, path or id, layers, context, pooling.
+``alignment``   how word features reach the neural clock (lanczos | hrf | word | epochs).
+``scoring``     encoding and/or RSA, cross-validation, alphas, permutations, seed,
+                layer selection.
+``statistics``  FDR, ceiling, group test, confidence intervals.
+``outputs``     output folder, maps, reports.
+``execution``   n_jobs, Dask scheduler, layers per task.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError, UnsafeNameError, check_safe_label
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGED_MODEL = "packaged:minilm"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _label(value: str, what: str) -> str:
+    try:
+        return check_safe_label(value, what)
+    except UnsafeNameError as exc:  # pydantic needs ValueError
+        raise ValueError(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- data
+class Preprocess(_Strict):
+    """Per-run cleaning of the neural signal (nilearn.signal.clean)."""
+
+    detrend: bool = False
+    high_pass: Optional[float] = Field(None, gt=0, description="Hz")
+    low_pass: Optional[float] = Field(None, gt=0, description="Hz")
+    standardize: bool = True
+    confounds: bool = Field(False, description="regress the loader's confounds out of the signal")
+
+
+class BidsSource(_Strict):
+    kind: Literal["bids"] = "bids"
+    root: str
+    task: Optional[str] = None
+    participants: Optional[list[str]] = None
+    datatype: Literal["func", "meg", "eeg", "ieeg"] = "func"
+    session: Optional[str] = None
+    runs: Optional[list[Union[int, str]]] = None
+    space: Optional[str] = None
+    mask: Optional[str] = None
+    atlas: Optional[str] = None
+    tr: Optional[float] = Field(None, gt=0)
+    word_column: str = "word"
+    options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments to load_bids")
+
+    _v_task = field_validator("task")(lambda v: None if v is None else _label(v, "task"))
+
+    @field_validator("participants")
+    @classmethod
+    def _participants(cls, v):
+        if v is None:
+            return v
+        return [_label(str(p).removeprefix("sub-"), "participant label") for p in v]
+
+
+class RoiTableSource(_Strict):
+    """ROI time-course tables (non-BIDS), read by :mod:`brainalign.io.roi_table`."""
+
+    kind: Literal["roi_table"] = "roi_table"
+    root: str
+    adapter: str = Field("alice", description="which reader in brainalign.io.roi_table")
+    task: str = "listening"
+    participants: Optional[list[str]] = None
+    exclude: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _v_task = field_validator("task")(lambda v: _label(v, "task"))
+
+
+class WordErpSource(_Strict):
+    """Per-word ERP tables (one row per participant and word), :mod:`brainalign.io.word_table`."""
+
+    kind: Literal["word_erp"] = "word_erp"
+    path: str
+    adapter: str = Field("frank2015", description="which reader in brainalign.io.word_table")
+    task: str = "reading"
+    participants: Optional[list[str]] = None
+    exclude: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _v_task = field_validator("task")(lambda v: _label(v, "task"))
+
+
+Source = Annotated[Union[BidsSource, RoiTableSource, WordErpSource], Field(discriminator="kind")]
+
+
+class DataConfig(_Strict):
+    source: Source
+    preprocess: Preprocess = Field(default_factory=Preprocess)
+
+
+# ------------------------------------------------------------------------- baseline
+class BaselineConfig(_Strict):
+    """Regressors given with the data, fitted alone and under every model layer."""
+
+    label: str = "baseline"
+    columns: Optional[list[str]] = Field(None, description="columns of the loader's baseline table; None = all")
+    confounds: bool = Field(False, description="add the loader's confounds (e.g. motion) to the baseline")
+    delays: Optional[list[int]] = Field(None, description="FIR delays for the baseline (samples); None = none")
+
+    _v_label = field_validator("label")(lambda v: _label(v, "baseline label"))
+
+
+# --------------------------------------------------------------------------- models
+class ModelConfig(_Strict):
+    label: str
+    path: str = Field(PACKAGED_MODEL, description="Hugging Face id, local folder, or 'packaged:minilm'")
+    layers: Union[Literal["all"], list[int]] = "all"
+    context: Literal["window", "run", "sentence"] = "window"
+    context_words: int = Field(32, ge=0)
+    pooling: Literal["last", "mean"] = "last"
+    batch_size: int = Field(16, ge=1)
+    revision: Optional[str] = None
+    trust_remote_code: bool = False
+    with_baseline: bool = Field(True, description="fit baseline + layer when a baseline is configured")
+
+    _v_label = field_validator("label")(lambda v: _label(v, "model label"))
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v):
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("give at least one layer or 'all'")
+            if any(int(x) < 0 for x in v):
+                raise ValueError("layer indices are >= 0 (0 = embeddings)")
+            if len(set(v)) != len(v):
+                raise ValueError("layers are repeated")
+        return v
+
+
+# ------------------------------------------------------------------------ alignment
+class AlignmentConfig(_Strict):
+    method: Literal["auto", "lanczos", "hrf", "word", "epochs"] = "auto"
+    delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], description="FIR delays in samples (TRs)")
+    window: int = Field(3, ge=1, description="Lanczos window (lobes)")
+    trim: tuple[int, int] = Field((0, 0), description="samples dropped at the start and end of every run")
+    zscore: bool = True
+    tmin: float = Field(0.2, description="epochs: start of the averaging window after word onset (s)")
+    tmax: float = Field(0.6, description="epochs: end of the averaging window (s)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.tmax <= self.tmin:
+            raise ValueError(f"tmax ({self.tmax}) must be > tmin ({self.tmin})")
+        if any(d < 0 for d in self.delays):
+            raise ValueError("delays are >= 0")
+        if min(self.trim) < 0:
+            raise ValueError("trim values are >= 0")
+        return self
+
+
+# -------------------------------------------------------------------------- scoring
+class CVConfig(_Strict):
+    kind: Literal["contiguous", "leave_one_run_out", "group"] = "contiguous"
+    n_folds: int = Field(5, ge=2)
+    column: Optional[str] = Field(None, description="group: stimulus column whose values are the folds")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.kind == "group" and not self.column:
+            raise ValueError("cv.kind 'group' needs cv.column (e.g. 'sentence')")
+        return self
+
+
+class RSAConfig(_Strict):
+    metric: Literal["correlation", "euclidean", "cosine"] = "correlation"
+    compare: Literal["spearman", "pearson", "kendall", "cosine"] = "spearman"
+    transform: Literal["none", "gt", "geodesic"] = "none"
+    lower: float = Field(0.2, ge=0, le=1)
+    upper: float = Field(0.8, ge=0, le=1)
+    n_items: int = Field(200, ge=4, description="items (time blocks or words) in the RDMs")
+
+
+class ScoringConfig(_Strict):
+    methods: list[Literal["encoding", "rsa"]] = Field(default_factory=lambda: ["encoding", "rsa"])
+    cv: CVConfig = Field(default_factory=CVConfig)
+    inner_cv: int = Field(5, ge=2)
+    alphas: list[float] = Field(default_factory=lambda: [10.0**k for k in range(-2, 11)])
+    permutations: int = Field(0, ge=0)
+    seed: int = 0
+    layer_selection: Literal["argmax", "unique", "unique_adjacent", "single", "rsa"] = Field(
+        "argmax", description="argmax of r; 'unique'/'unique_adjacent'/'single': brainalign.encoding.layer_id."
+        "identify_layer (variance partitioning); 'rsa': brainalign.rsa.identify_layer")
+    rsa: RSAConfig = Field(default_factory=RSAConfig)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v):
+        if not v:
+            raise ValueError("choose at least one of 'encoding', 'rsa'")
+        return list(dict.fromkeys(v))
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas(cls, v):
+        if not v or any(a <= 0 for a in v):
+            raise ValueError("alphas must be a non-empty list of positive numbers")
+        return v
+
+
+# ----------------------------------------------------------------------- statistics
+class StatisticsConfig(_Strict):
+    fdr: bool = True
+    q: float = Field(0.05, gt=0, lt=1)
+    ceiling: Literal["none", "loo_isc"] = "none"
+    group_test: Literal["none", "ttest", "wilcoxon"] = "wilcoxon"
+    compare_baseline: bool = True
+    ci: float = Field(0.95, gt=0, lt=1)
+    n_bootstrap: int = Field(1000, ge=0)
+
+
+# -------------------------------------------------------------------------- outputs
+class OutputsConfig(_Strict):
+    dir: Optional[str] = None
+    maps: bool = True
+    report: bool = True
+    save_folds: bool = True
+
+
+class ExecutionConfig(_Strict):
+    n_jobs: int = Field(1, ge=1)
+    scheduler: Optional[str] = None
+    layers_per_task: int = Field(0, ge=0, description="0 = all layers of a model in one task")
+    cache_dir: Optional[str] = None
+    device: str = "cpu"
+
+
+class PipelineConfig(_Strict):
+    """The whole study."""
+
+    name: str = "study"
+    data: DataConfig
+    baseline: Optional[BaselineConfig] = None
+    models: list[ModelConfig] = Field(default_factory=lambda: [ModelConfig(label="MiniLM")])
+    alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    statistics: StatisticsConfig = Field(default_factory=StatisticsConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v):
+        if not v:
+            raise ValueError("give at least one model")
+        labels = [m.label for m in v]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"model labels must be unique, got {labels}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.baseline is not None and self.baseline.label in {m.label for m in self.models}:
+            raise ValueError(f"baseline label {self.baseline.label!r} is also a model label")
+        if self.baseline is not None and "encoding" not in self.scoring.methods:
+            raise ValueError("a baseline needs scoring.methods to include 'encoding'")
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def source(self):
+        return self.data.source
+
+    def settings(self) -> dict:
+        """Every setting as plain JSON-able values (used in attrs and sidecars)."""
+        return json.loads(self.model_dump_json(exclude={"outputs", "execution"}))
+
+    def config_hash(self) -> str:
+        """SHA-256 (16 hex digits) of the settings that change results.
+
+        Output folder, n_jobs and scheduler do not change results and are excluded,
+        so the same study resumes under another executor.
+        """
+        blob = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------- loading
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def shared_data_default() -> str:
+    return str(REPO_ROOT.parent / "shared" / "data")
+
+
+def expand_vars(text: str) -> str:
+    """Replace ``${NAME}`` by the environment variable NAME.
+
+    ``${BRAINALIGN_SHARED_DATA}`` defaults to ``../shared/data`` beside the repository;
+    any other unset variable is an error.
+    """
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name in os.environ:
+            return os.environ[name]
+        if name == "BRAINALIGN_SHARED_DATA":
+            return shared_data_default()
+        raise ConfigError(f"configuration uses ${{{name}}} but the environment variable {name} is not set")
+
+    return _VAR.sub(sub, text)
+
+
+def _expand_tree(obj):
+    """Expand ``${VARS}`` in every string value of a parsed YAML tree (not in comments)."""
+    if isinstance(obj, str):
+        return expand_vars(obj)
+    if isinstance(obj, list):
+        return [_expand_tree(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _expand_tree(v) for k, v in obj.items()}
+    return obj
+
+
+def _format_error(exc: ValidationError, where: str) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check its spelling and section)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    more = f" (+{len(exc.errors()) - 3} more)" if len(exc.errors()) > 3 else ""
+    return f"invalid configuration{where}: " + "; ".join(parts) + more
+
+
+def _resolve_paths(cfg: PipelineConfig, base: Path) -> PipelineConfig:
+    src = cfg.data.source
+    for field in ("root", "path", "mask", "atlas"):
+        val = getattr(src, field, None)
+        if val and not Path(val).is_absolute():
+            setattr(src, field, str((base / val).resolve()))
+    for m in cfg.models:
+        if m.path != PACKAGED_MODEL and m.path.startswith((".", "/")) and not Path(m.path).is_absolute():
+            m.path = str((base / m.path).resolve())
+    if cfg.outputs.dir and not Path(cfg.outputs.dir).is_absolute():
+        cfg.outputs.dir = str((base / cfg.outputs.dir).resolve())
+    if cfg.execution.cache_dir and not Path(cfg.execution.cache_dir).is_absolute():
+        cfg.execution.cache_dir = str((base / cfg.execution.cache_dir).resolve())
+    return cfg
+
+
+def validate_config(data: dict, *, where: str = "", base_dir: str | Path | None = None) -> PipelineConfig:
+    """Validate a configuration mapping.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed YAML (or a dict built in Python).
+    where : str
+        Name of the file, for messages.
+    base_dir : path, optional
+        Relative data/output paths are resolved against it (the config file's folder).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the first faulty fields.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration{where and ' ' + where} must be a mapping of sections, got {type(data).__name__}")
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, f" in {where}" if where else "")) from None
+    if base_dir is not None:
+        cfg = _resolve_paths(cfg, Path(base_dir))
+    return cfg
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read, expand ``${VARS}`` and validate a YAML configuration file.
+
+    Relative paths inside the file are taken relative to the file's folder.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"configuration file {p} does not exist")
+    try:
+        data = _expand_tree(yaml.safe_load(p.read_text()))
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError(f"configuration file {p} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return validate_config(data or {}, where=str(p), base_dir=p.parent.resolve())
+
+
+def dump_config(cfg: PipelineConfig) -> str:
+    """The configuration as YAML text (every default made explicit)."""
+    return yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)

@@ -1,0 +1,320 @@
+"""The only place the pipeline writes files: a BIDS derivative dataset.
+
+Every file is written to a temporary name in its final folder and moved into place
+with :func:`os.replace`, so a crash never leaves a half-written output. The JSON
+sidecar of a participant's scores is written last and records the configuration
+hash and the files written: its presence with a matching hash means "done".
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import check_safe_label
+
+SCORE_COLUMNS = ("subject", "task", "model", "layer", "target", "method", "metric", "fold", "value")
+COLUMN_DESCRIPTIONS = {
+    "subject": "participant label (without 'sub-')",
+    "task": "BIDS task label",
+    "model": "model label; the baseline model's rows carry the baseline label",
+    "layer": "model layer (0 = embeddings); n/a for the baseline and the ceiling",
+    "target": "voxel index in the mask (volumetric fMRI), ROI name, channel name or ERP measure",
+    "method": "'encoding' (cross-validated ridge) or 'rsa'",
+    "metric": (
+        "r: mean over outer folds of Pearson r on held-out data (baseline + layer when a baseline "
+        "is configured); alpha: ridge penalty (median over folds for fold n/a); p: one-sided p "
+        "(t-test of fold r > 0, or permutation p); p_fdr: Benjamini-Hochberg q over layer x target; "
+        "ceiling: noise ceiling; r_norm: r / ceiling; delta_r: r(baseline + layer) - r(baseline); "
+        "rsa metrics: RDM comparison (e.g. spearman)"
+    ),
+    "fold": "outer CV fold index, n/a for values pooled over folds",
+    "value": "the number",
+}
+DATATYPE = {"fmri": "func", "meg": "meg", "eeg": "eeg", "ieeg": "ieeg", "erp": "eeg"}
+BIDS_VERSION = "1.9.0"
+
+
+# --------------------------------------------------------------------- atomic writes
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ""):
+    """Yield a temporary path beside ``path``; on success move it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def write_tsv(path: str | Path, df: pd.DataFrame) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.9g")
+    return Path(path)
+
+
+def write_nifti(path: str | Path, img) -> Path:
+    import nibabel as nib
+
+    with atomic_path(path, suffix=".nii.gz") as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
+
+
+# ------------------------------------------------------------------------ naming
+def participant_dir(out_dir, subject: str, modality: str) -> Path:
+    return Path(out_dir) / f"sub-{check_safe_label(subject, 'participant')}" / DATATYPE.get(modality, "func")
+
+
+def scores_path(out_dir, subject: str, task: str, model: str, modality: str) -> Path:
+    check_safe_label(task, "task")
+    check_safe_label(model, "model label")
+    return participant_dir(out_dir, subject, modality) / f"sub-{subject}_task-{task}_desc-{model}_scores.tsv"
+
+
+def map_path(out_dir, subject: str | None, task: str, model: str, layer: int, stat: str = "r") -> Path:
+    stem = f"task-{task}_desc-{model}L{int(layer):02d}_stat-{stat}_statmap.nii.gz"
+    if subject is None:
+        return Path(out_dir) / "group" / stem
+    return Path(out_dir) / f"sub-{subject}" / "func" / f"sub-{subject}_{stem}"
+
+
+def group_scores_path(out_dir, task: str, model: str) -> Path:
+    return Path(out_dir) / "group" / f"task-{check_safe_label(task, 'task')}_desc-{check_safe_label(model, 'model label')}_scores.tsv"
+
+
+# ----------------------------------------------------------------- dataset level
+def write_dataset_description(out_dir, source_datasets: Sequence[str] = (), name: str = "brainalign") -> Path:
+    from .. import __version__
+
+    desc = {
+        "Name": f"{name} alignment scores",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "brainalign", "Version": __version__,
+                         "Description": "layer-wise language model to brain alignment (ridge encoding, RSA)"}],
+        "SourceDatasets": [{"URL": Path(s).resolve().as_uri() if not str(s).startswith(("http", "doi")) else str(s)}
+                           for s in source_datasets],
+    }
+    path = Path(out_dir) / "dataset_description.json"
+    return write_json(path, desc)
+
+
+# ------------------------------------------------------------------- long table
+def scores_table(ds: xr.Dataset, *, baseline_label: str | None = "baseline", save_folds: bool | None = None,
+                 rsa_metric: str | None = None) -> pd.DataFrame:
+    """The long-format scores table of one result (columns :data:`SCORE_COLUMNS`)."""
+    subj, task, model = ds.attrs["subject"], ds.attrs["task"], ds.attrs["model"]
+    if save_folds is None:
+        save_folds = ds.sizes.get("target", 0) <= 5000
+    parts = []
+
+    def add(var: xr.DataArray, metric: str, method: str = "encoding", model_name: str | None = None):
+        dims = [d for d in ("layer", "fold", "target", "region") if d in var.dims]
+        frame = var.transpose(*dims).to_dataframe(name="value").reset_index()
+        frame = frame[[c for c in frame.columns if c in ("layer", "fold", "target", "region", "value")]]
+        if "region" in frame:
+            frame = frame.rename(columns={"region": "target"})
+        frame["metric"], frame["method"], frame["model"] = metric, method, model_name or model
+        parts.append(frame)
+
+    if "r" in ds:
+        for v in ("r", "r_norm", "p", "p_fdr", "delta_r"):
+            if v in ds:
+                add(ds[v], v)
+        add(ds["alpha"].median("fold"), "alpha")
+        if save_folds:
+            add(ds["r_folds"], "r")
+            add(ds["alpha"], "alpha")
+    if "ceiling" in ds:
+        add(ds["ceiling"], "ceiling")
+    if "baseline_r" in ds and baseline_label:
+        add(ds["baseline_r"], "r", model_name=baseline_label)
+        if save_folds:
+            add(ds["baseline_r_folds"], "r", model_name=baseline_label)
+    if "rsa" in ds:
+        add(ds["rsa"], rsa_metric or ds.attrs.get("rsa_metric", "spearman"), method="rsa")
+    if not parts:
+        return pd.DataFrame(columns=list(SCORE_COLUMNS))
+    df = pd.concat(parts, ignore_index=True)
+    df["subject"], df["task"] = subj, task
+    for col in ("layer", "fold"):
+        if col not in df:
+            df[col] = pd.NA
+        df[col] = df[col].astype("Int64")
+    df["target"] = df["target"].astype(str)
+    return df[list(SCORE_COLUMNS)]
+
+
+# -------------------------------------------------------------------------- maps
+def result_geometry(ds: xr.Dataset):
+    """(affine (4, 4), grid shape (3,)) of a volumetric result, or None."""
+    if "affine" not in ds.attrs or "grid_shape" not in ds.attrs:
+        return None
+    aff = np.asarray(json.loads(ds.attrs["affine"]), dtype=float)
+    shape = tuple(int(s) for s in json.loads(ds.attrs["grid_shape"]))
+    return aff, shape
+
+
+def flat_index(ds) -> np.ndarray:
+    """Flat C-order voxel index of each target (coord ``voxel_flat``, else the target value)."""
+    src = ds["voxel_flat"] if "voxel_flat" in ds.coords else ds["target"]
+    return np.asarray(src.values, dtype=np.int64)
+
+
+def to_volume(values: np.ndarray, flat_index: np.ndarray, shape, affine):
+    """Values at flat voxel indices (C order) -> float32 NIfTI image, NaN elsewhere."""
+    import nibabel as nib
+
+    vol = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
+    vol[np.asarray(flat_index, dtype=np.int64)] = np.asarray(values, dtype=np.float32)
+    img = nib.Nifti1Image(vol.reshape(shape), affine)
+    img.header.set_xyzt_units("mm")
+    return img
+
+
+def write_maps(ds: xr.Dataset, out_dir, subject: str | None = None, var: str = "r") -> list[Path]:
+    """One NIfTI per layer of ``var`` in the input grid (NaN outside the mask)."""
+    geo = result_geometry(ds)
+    if geo is None or var not in ds:
+        return []
+    affine, shape = geo
+    idx = flat_index(ds)
+    paths = []
+    for layer in ds["layer"].values:
+        img = to_volume(ds[var].sel(layer=layer).values, idx, shape, affine)
+        paths.append(write_nifti(map_path(out_dir, subject, ds.attrs["task"], ds.attrs["model"], int(layer), var), img))
+    return paths
+
+
+# ------------------------------------------------------------------ participant
+def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None, maps: bool = True,
+                      save_folds: bool | None = None, baseline_label: str | None = "baseline",
+                      extra: dict | None = None) -> list[Path]:
+    """Write one participant x model result: maps, scores TSV, then the JSON sidecar.
+
+    Returns the files written (the sidecar last).
+    """
+    subj, task, model = ds.attrs["subject"], ds.attrs["task"], ds.attrs["model"]
+    modality = ds.attrs.get("modality", "fmri")
+    tsv = scores_path(out_dir, subj, task, model, modality)
+    files = write_maps(ds, out_dir, subj) if maps else []
+    table = scores_table(ds, baseline_label=baseline_label, save_folds=save_folds)
+    files.append(write_tsv(tsv, table))
+    side = {
+        "Description": "brainalign layer-wise alignment scores (long format)",
+        **{k: v for k, v in COLUMN_DESCRIPTIONS.items()},
+        "Columns": list(SCORE_COLUMNS),
+        "ConfigHash": config_hash or ds.attrs.get("config_hash", ""),
+        "Settings": json.loads(ds.attrs.get("settings", "{}")),
+        "Versions": json.loads(ds.attrs.get("versions", "{}")),
+        "Alignment": ds.attrs.get("alignment"),
+        "Modality": modality,
+        "NSamples": ds.attrs.get("n_samples"),
+        "Warnings": json.loads(ds.attrs.get("warnings", "[]")),
+        "Sources": json.loads(ds.attrs.get("sources", "[]")),
+        "Files": sorted(str(p.relative_to(out_dir)) for p in files),
+    }
+    if extra:
+        side.update(extra)
+    # the result itself, for the group level and for reports (netCDF, no pickle)
+    nc = tsv.with_name(tsv.name.replace("_scores.tsv", "_result.nc"))
+    with atomic_path(nc, suffix=".nc") as tmp:
+        _clean_for_netcdf(ds).to_netcdf(tmp)
+    files.append(nc)
+    side["Files"] = sorted(str(p.relative_to(out_dir)) for p in files)
+    files.append(write_json(tsv.with_suffix(".json"), side))
+    return files
+
+
+def _clean_for_netcdf(ds: xr.Dataset) -> xr.Dataset:
+    out = xr.Dataset(ds.data_vars, coords=ds.coords, attrs={k: (v if isinstance(v, (str, int, float)) else json.dumps(v, default=_jsonable)) for k, v in ds.attrs.items()})
+    for c in ("target", "region"):
+        if c in out.coords and out[c].dtype == object:
+            out = out.assign_coords({c: out[c].astype(str)})
+    return out
+
+
+def is_done(out_dir, subject: str, task: str, model: str, modality: str, config_hash: str) -> bool:
+    """True when the participant x model outputs exist and match ``config_hash``."""
+    side = scores_path(out_dir, subject, task, model, modality).with_suffix(".json")
+    if not side.is_file():
+        return False
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return False
+    if meta.get("ConfigHash") != config_hash:
+        return False
+    return all((Path(out_dir) / f).is_file() for f in meta.get("Files", []))
+
+
+def read_result(path) -> xr.Dataset:
+    """Read a participant result written by :func:`write_participant` (netCDF)."""
+    with xr.open_dataset(path) as ds:
+        return ds.load()
+
+
+def find_results(out_dir, task: str | None = None, model: str | None = None) -> list[Path]:
+    pat = f"sub-*/*/sub-*_task-{task or '*'}_desc-{model or '*'}_result.nc"
+    return sorted(Path(out_dir).glob(pat))
+
+
+# ------------------------------------------------------------------------- group
+def write_group(table: pd.DataFrame, out_dir, task: str, model: str, *, settings: dict,
+                maps: Iterable[tuple[int, Any]] = ()) -> list[Path]:
+    """Group table (+ sidecar) and group maps (layer, image)."""
+    files = [write_nifti(map_path(out_dir, None, task, model, layer, "r"), img) for layer, img in maps]
+    tsv = group_scores_path(out_dir, task, model)
+    files.append(write_tsv(tsv, table))
+    files.append(write_json(tsv.with_suffix(".json"), {
+        "Description": "brainalign group statistics over participants (long format)",
+        "Columns": list(table.columns), "Settings": settings,
+        "Files": sorted(str(p.relative_to(out_dir)) for p in files)}))
+    return files
+
+
+def write_report(path, html: str) -> Path:
+    return write_text(path, html)
+
+
+def write_failures(out_dir, failures: dict[str, str]) -> Path | None:
+    """``logs/failures.json``: participant -> one-line reason (removed when none)."""
+    path = Path(out_dir) / "logs" / "failures.json"
+    if not failures:
+        if path.exists():
+            path.unlink()
+        return None
+    return write_json(path, failures)
