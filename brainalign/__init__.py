@@ -1,2 +1,10 @@
 """brainalign: how well each layer of a language model lines up with the brain."""
 __version__ = "0.1.0"
+
+
+def __getattr__(name):  # lazy: `import brainalign` stays light
+    if name in ("align_model", "AlignmentResult"):
+        from .pipeline import api, result
+
+        return getattr(api, name) if name == "align_model" else result.AlignmentResult
+    raise AttributeError(f"module 'brainalign' has no attribute {name!r}")
