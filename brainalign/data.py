@@ -152,3 +152,81 @@ def make_stimulus(table: pd.DataFrame | dict, *, source: str | None = None) -> p
 def stimulus_runs(stimulus: pd.DataFrame) -> list:
     """Run labels of a Stimulus in order of first appearance."""
     return list(pd.unique(stimulus["run"]))
+
+
+def invalid_targets(data: np.ndarray, runs: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Which targets carry no usable signal.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_times, n_targets)
+    runs : sequence, shape (n_times,), optional
+        A target constant within any one run is useless there (z-scoring per
+        run would divide by zero), so constancy is checked run by run.
+
+    Returns
+    -------
+    nonfinite : ndarray of bool, shape (n_targets,)
+        Targets with any NaN or infinite value.
+    constant : ndarray of bool, shape (n_targets,)
+        Finite targets with zero variance in at least one run.
+    """
+    import warnings
+
+    arr = np.asarray(data)
+    nonfinite = ~np.isfinite(arr).all(axis=0)
+    constant = np.zeros(arr.shape[1], dtype=bool)
+    labels = np.zeros(arr.shape[0], dtype=int) if runs is None else np.asarray(runs)
+    for lab in pd.unique(labels):
+        block = arr[labels == lab]
+        if block.shape[0] == 0:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            constant |= np.nanmax(block, axis=0) == np.nanmin(block, axis=0) if block.shape[0] > 1 else True
+    return nonfinite, constant & ~nonfinite
+
+
+def drop_invalid_targets(recording: xr.DataArray, what: str | None = None) -> xr.DataArray:
+    """Drop all-NaN / non-finite and constant targets, with one warning that counts them.
+
+    Parameters
+    ----------
+    recording : Recording
+    what : str, optional
+        Name of the recording for the messages (e.g. a participant or file).
+
+    Returns
+    -------
+    Recording
+        The same object when nothing is dropped, else a subset along ``target``.
+
+    Raises
+    ------
+    ConstantSignalError
+        When no target is left (e.g. Alice participant s33, constant in every ROI).
+    """
+    import warnings
+
+    from .errors import ConstantSignalError, DataQualityWarning
+
+    nonfinite, constant = invalid_targets(recording.values, recording["run"].values)
+    bad = nonfinite | constant
+    name = what or ", ".join(recording.attrs.get("sources", [])[:1]) or "recording"
+    if bad.all():
+        raise ConstantSignalError(
+            f"{name}: all {bad.size} targets are unusable ({int(constant.sum())} constant, "
+            f"{int(nonfinite.sum())} with NaN/inf values); skip this recording"
+        )
+    if not bad.any():
+        return recording
+    warnings.warn(
+        f"{name}: dropped {int(bad.sum())} of {bad.size} targets ({int(constant.sum())} constant within a run, "
+        f"{int(nonfinite.sum())} with NaN/inf values)",
+        DataQualityWarning,
+        stacklevel=2,
+    )
+    out = recording.isel(target=np.flatnonzero(~bad))
+    out.attrs = dict(recording.attrs)
+    out.attrs["n_dropped_targets"] = int(bad.sum())
+    return out
