@@ -209,11 +209,14 @@ class PermutationResult:
     null : ndarray (n_permutations, n_models) or (n_permutations,)
     p_value : ndarray (n_models,) or float
         One-sided, (1 + #{null >= observed}) / (1 + n_permutations).
+    permutations : ndarray (n_permutations, n_stimuli) of int
+        The stimulus relabelling of each null sample: model[perm][:, perm].
     """
 
     observed: Any
     null: np.ndarray
     p_value: Any
+    permutations: np.ndarray | None = None
 
 
 def permutation_test(
@@ -272,8 +275,8 @@ def permutation_test(
             null[s:s + step] = np.einsum("mbij,ij->bm", g, A)
     p = (1.0 + (null >= observed - 1e-12).sum(axis=0)) / (1.0 + null.shape[0])
     if single_m:
-        return PermutationResult(float(observed[0]), null[:, 0], float(p[0]))
-    return PermutationResult(observed, null, p)
+        return PermutationResult(float(observed[0]), null[:, 0], float(p[0]), perms)
+    return PermutationResult(observed, null, p, perms)
 
 
 bootstrap_compare = bootstrap
