@@ -1,0 +1,66 @@
+"""Cross-validation splits for the ridge solvers."""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ..errors import FitError, InputError, ShapeMismatchError
+
+
+def make_splits(cv: Any, n_samples: int, groups: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Resolve ``cv`` into a list of ``(train, test)`` index arrays.
+
+    Parameters
+    ----------
+    cv : int, scikit-learn splitter, or iterable of (train, test)
+        An int gives contiguous :class:`~sklearn.model_selection.KFold`
+        without shuffling (as himalaya), unless ``groups`` is given, in which
+        case it gives leave-one-group-out (the int is then ignored). A splitter
+        is called as ``cv.split(np.empty(n_samples), groups=groups)``.
+    n_samples : int
+    groups : array-like, shape (n_samples,), optional
+        Run or story label of each sample.
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        Sorted integer indices; every split has non-empty train and test parts.
+    """
+    from sklearn.model_selection import KFold, LeaveOneGroupOut
+
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n_samples,):
+            raise ShapeMismatchError(
+                f"groups has shape {groups.shape} but there are {n_samples} samples; give one label per sample"
+            )
+    dummy = np.empty((n_samples, 0))
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        if groups is not None:
+            n_groups = len(np.unique(groups))
+            if n_groups < 2:
+                raise FitError(f"leave-one-group-out needs at least 2 groups; groups has {n_groups}")
+            splits = LeaveOneGroupOut().split(dummy, groups=groups)
+        else:
+            if cv < 2 or cv > n_samples:
+                raise InputError(f"cv={cv} folds is impossible with {n_samples} samples; use 2 <= cv <= n_samples")
+            splits = KFold(n_splits=int(cv), shuffle=False).split(dummy)
+    elif hasattr(cv, "split"):
+        splits = cv.split(dummy, groups=groups)
+    else:
+        try:
+            splits = list(cv)
+        except TypeError:
+            raise InputError(f"cv={cv!r} is neither an int, a scikit-learn splitter nor a list of (train, test)") from None
+    out = []
+    for k, (train, test) in enumerate(splits):
+        train = np.sort(np.asarray(train, dtype=np.intp))
+        test = np.sort(np.asarray(test, dtype=np.intp))
+        if train.size == 0 or test.size == 0:
+            raise FitError(f"cross-validation split {k} has an empty train or test part; check cv and groups")
+        out.append((train, test))
+    if not out:
+        raise FitError("cross-validation produced no splits; check cv and groups")
+    return out
