@@ -8,6 +8,7 @@ sub-tokens found from character offsets. Models: the packaged MiniLM
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -58,10 +59,14 @@ def build_tiny_gpt2(folder, n_positions: int = 64, seed: int = 0) -> str:
     return str(folder)
 
 
+@functools.lru_cache(maxsize=4)
+def _reference_model(path):
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+
 def direct_states(path, words, starts, pooling):
     """(n_states, n_words, hidden) float32: one unpadded pass per word over words[starts[i]..i]."""
-    tok = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModel.from_pretrained(str(path)).eval()
+    tok, model = _reference_model(str(path))
     words = [w.strip() for w in words]
     rows = []
     for i, s in enumerate(starts):
