@@ -33,7 +33,10 @@ def find_meeg_runs(root: Path, sub: str, task: str, datatype: str, session=None,
         root, subjects=sub, sessions=session, tasks=task, datatypes=datatype, suffixes=datatype,
         ignore_json=True, ignore_nosub=True,
     )
-    paths = [p for p in paths if p.extension not in (".tsv", ".json") and "derivatives" not in p.fpath.parts]
+    from mne_bids.config import ALLOWED_DATATYPE_EXTENSIONS
+
+    allowed = set(ALLOWED_DATATYPE_EXTENSIONS.get(datatype, ())) | {".fif"}
+    paths = [p for p in paths if p.extension in allowed and "derivatives" not in p.fpath.parts]
     uniq = {}
     for p in paths:
         q = p.copy().update(split=None)
