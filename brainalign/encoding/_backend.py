@@ -155,3 +155,45 @@ def available_memory(backend: Backend) -> int:
     import psutil
 
     return int(psutil.virtual_memory().available)
+
+
+#: Below this many floating-point operations a solve runs on one thread: thread
+#: start-up and barriers cost more than they save, and on a loaded machine
+#: (more runnable threads than cores) OpenMP barriers can make a small solve
+#: 100x slower.
+SMALL_WORK_FLOPS = 2e9
+
+
+class thread_limit:
+    """Context manager: run the backend's BLAS / OpenMP with ``n`` threads (None: unchanged)."""
+
+    def __init__(self, backend: Backend, n: int | None):
+        self.backend = backend
+        self.n = n
+        self._old = None
+        self._ctl = None
+
+    def __enter__(self) -> "thread_limit":
+        if self.n is None:
+            return self
+        if self.backend.name == "torch":
+            torch = _torch()
+            self._old = torch.get_num_threads()
+            if self._old != self.n:
+                torch.set_num_threads(self.n)
+        else:
+            from threadpoolctl import threadpool_limits
+
+            self._ctl = threadpool_limits(limits=self.n)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None and self._old != self.n:
+            _torch().set_num_threads(self._old)
+        if self._ctl is not None:
+            self._ctl.restore_original_limits()
+
+
+def threads_for(flops: float) -> int | None:
+    """One thread for small work, else the process's current setting (None)."""
+    return 1 if flops < SMALL_WORK_FLOPS else None

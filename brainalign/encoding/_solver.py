@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import FitError, InputError
-from ._backend import Backend, available_memory
+from ._backend import Backend, available_memory, thread_limit, threads_for
 
 #: Upper bound on the target batch: beyond it the GEMMs get no faster and the
 #: working set only grows (measured on 2-core AVX2/AVX-512 CPUs).
@@ -226,7 +226,7 @@ def _validation_scores(
     return num / den
 
 
-def ridge_cv(
+def _ridge_cv(
     B: Backend,
     X: Any,
     Y: np.ndarray,
@@ -332,6 +332,26 @@ def ridge_cv(
     cv_scores = np.empty_like(scores)
     cv_scores[order] = scores
     return RidgePath(alpha_index=order[alpha_idx], cv_scores=cv_scores, coef=coef, intercept=intercept)
+
+
+def work_flops(n: int, p: int, n_targets: int, n_alphas: int, n_folds: int) -> float:
+    """Rough floating-point operation count of a cross-validated ridge solve."""
+    r = min(n, p)
+    decomp = (n_folds + 1) * (2 * n * p * r + 10 * r**3)
+    gemm = 2.0 * n_targets * (n_folds * r * n + n * n_alphas * r + n * r + p * r)
+    return float(decomp + gemm)
+
+
+def ridge_cv(B: Backend, X: Any, Y: np.ndarray, splits: list, alphas: Sequence[float], **kw: Any) -> RidgePath:
+    """Cross-validate one alpha per target, then refit on all samples.
+
+    Small problems run on one thread (see :data:`SMALL_WORK_FLOPS`); the
+    arguments are those of :func:`_ridge_cv`.
+    """
+    n, p = np.shape(X)
+    flops = work_flops(n, p, Y.shape[1], len(np.ravel(alphas)), len(splits))
+    with thread_limit(B, threads_for(flops)):
+        return _ridge_cv(B, X, Y, splits, alphas, **kw)
 
 
 def refit_coefficients(

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import InputError, NotFittedError, ShapeMismatchError
 from . import _solver
-from ._backend import resolve_backend
+from ._backend import resolve_backend, thread_limit, threads_for
 from ._checks import as_design, as_targets, check_finite_design, finite_target_mask
 from ._splits import make_splits
 from .ridge import DEFAULT_ALPHAS
@@ -134,12 +134,20 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         n = Xs[0].shape[0]
         Y, flat = as_targets(Y, n)
         keep = finite_target_mask(Y, self.nan_policy)
-        Yfit = Y if keep is None else Y[:, keep]
         B = resolve_backend(self.backend, self.dtype)
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
         splits = make_splits(self.cv, n, groups)
         _solver.check_rank_inputs(n, splits)
         gammas = self._weights(len(Xs))
+        p_all = int(sizes.sum())
+        flops = gammas.shape[0] * _solver.work_flops(n, p_all, Y.shape[1], len(alphas), len(splits))
+        with thread_limit(B, threads_for(flops)):
+            self._fit(Xs, sizes, Y, flat, keep, B, alphas, splits, gammas)
+        return self
+
+    def _fit(self, Xs, sizes, Y, flat, keep, B, alphas, splits, gammas) -> None:
+        n = Xs[0].shape[0]
+        Yfit = Y if keep is None else Y[:, keep]
         X_all = np.hstack([X.astype(B.np_dtype, copy=False) for X in Xs])
         block = np.repeat(np.arange(len(Xs)), sizes)
         T = Yfit.shape[1]
@@ -199,7 +207,6 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.n_features_per_space_ = sizes
         self.n_features_in_ = int(p)
         self._flat = flat
-        return self
 
     def _design(self, Xs: Sequence[Any]) -> np.ndarray:
         if not hasattr(self, "coef_"):
