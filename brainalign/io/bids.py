@@ -152,7 +152,10 @@ def load_bids(
         fMRI: where in its TR a frame is placed (fraction of TR).
     clean : bool or dict
         fMRI: :func:`nilearn.signal.clean` options (default detrend, z-score,
-        0.008 Hz high-pass, the latter off when fMRIPrep confounds are used).
+        0.008 Hz high-pass by cosine regressors, the latter off when fMRIPrep
+        confounds are used since they carry fMRIPrep's own cosines). A
+        ``low_pass`` switches to nilearn's Butterworth filter, which loops over
+        voxels in nilearn and is slow for voxelwise data.
     atlas_labels : sequence of str, optional
         Names of the atlas regions in order of label value, background excluded.
     picks : sequence of str, optional

@@ -25,7 +25,7 @@ from ..errors import CorruptFileError, InputError, MissingDataError, MissingFiel
 from .layout import inherited_sidecar, parse_entities
 from .nifti import load_header, n_volumes, read_masked
 
-DEFAULT_CLEAN = dict(detrend=True, standardize="zscore_sample", high_pass=0.008, low_pass=None)
+DEFAULT_CLEAN = dict(detrend=True, standardize="zscore_sample", high_pass=0.008, low_pass=None, filter="cosine")
 
 
 @dataclass

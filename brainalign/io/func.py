@@ -30,8 +30,16 @@ def _clean_options(clean: bool | dict) -> dict | None:
         if unknown:
             raise InputError(f"unknown clean options {sorted(unknown)}: use detrend, standardize, high_pass, low_pass, filter")
         opts.update(clean)
+        if clean.get("low_pass") and "filter" not in clean:
+            opts["filter"] = "butterworth"  # cosine regressors only high-pass (butterworth is slow: per voxel)
     elif clean is not True:
         raise InputError(f"clean must be True, False or a dict of nilearn.signal.clean options, got {clean!r}")
+    return opts
+
+
+def _settle_filter(opts: dict) -> dict:
+    if not opts.get("high_pass") and not opts.get("low_pass"):
+        opts["filter"] = False
     return opts
 
 
@@ -87,6 +95,8 @@ def load_func(
     opts = _clean_options(clean)
     if opts is not None and confounds is not None and opts.get("high_pass") and not isinstance(confounds, dict):
         opts["high_pass"] = None  # fMRIPrep's cosine regressors already remove slow drifts
+    if opts is not None:
+        _settle_filter(opts)
     imgs = [load_header(r.bold) for r in found]
     nvols = [n_volumes(i) for i in imgs]
     ref = imgs[0]
