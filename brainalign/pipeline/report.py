@@ -78,6 +78,7 @@ def plot_map(ds, layer: int | None = None, ax=None, var: str = "r"):
         from nilearn import plotting
 
         img = outputs.to_volume(np.nan_to_num(vals), outputs.flat_index(ds), geo[1], geo[0])
+        img = type(img)(np.nan_to_num(np.asarray(img.dataobj)), img.affine)
         fig = ax.figure if ax is not None else plt.figure(figsize=(7, 2.6))
         disp = plotting.plot_glass_brain(img, figure=fig, axes=ax, colorbar=True, plot_abs=False,
                                          title=f"{var}, layer {layer}", vmax=float(np.nanmax(np.abs(vals)) or 1))
