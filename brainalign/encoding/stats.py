@@ -190,9 +190,13 @@ def permutation_test(
     method : {"circular", "block"}
     block_size : int, optional
         Samples per block for ``"block"``; default ``max(2, round(sqrt(n_g)))``.
+        Blocks must be longer than the autocorrelation of the data, or the
+        test is liberal; the circular null has no such parameter.
     min_shift : int, optional
-        Smallest circular shift (samples), so that shifted series are not
-        almost aligned; default ``max(1, n_g // 10)`` per group.
+        Draw shifts in ``[min_shift, n_g - min_shift]`` only. Default: every
+        shift ``0..n_g-1`` (the cyclic group, so the test is exact for
+        stationary series); excluding small shifts biases the null away from
+        the observed value and makes the test liberal.
     random_state : int or None
         Seed; the same seed gives the same p-values.
 
@@ -228,14 +232,15 @@ def permutation_test(
         zp = _standardise(p2[idx].astype(np.float64))
         observed += (zt * zp).sum(0)
         if method == "circular":
-            lo = max(1, ng // 10) if min_shift is None else int(min_shift)
-            if lo >= ng - lo + 1:
+            lo = 0 if min_shift is None else int(min_shift)
+            hi = ng - lo + 1 if lo > 0 else ng
+            if lo < 0 or lo >= hi:
                 raise InputError(f"min_shift={lo} leaves no circular shift in a group of {ng} samples")
             # xc[k] = sum_i zt[(i + k) % ng] * zp[i] for every shift k at once
             ft = np.fft.rfft(zt, axis=0)
             fp = np.fft.rfft(zp, axis=0)
             xc = np.fft.irfft(ft * np.conj(fp), n=ng, axis=0)
-            shifts = rng.integers(lo, ng - lo + 1, size=n_permutations)
+            shifts = rng.integers(lo, hi, size=n_permutations)
             null += xc[shifts]
         else:
             bs = max(2, int(round(np.sqrt(ng)))) if block_size is None else int(block_size)
