@@ -1,0 +1,101 @@
+"""BandedRidgeCV against himalaya's GroupRidgeCV; variance partitioning."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brainalign.encoding import BandedRidgeCV, RidgeCV, variance_partitioning
+from brainalign.errors import InputError, ShapeMismatchError
+
+ALPHAS = np.logspace(-2, 5, 8)
+
+
+def two_spaces(n=200, p1=12, p2=20, T=60, seed=0, centre=True):
+    rng = np.random.default_rng(seed)
+    X1 = rng.standard_normal((n, p1))
+    X2 = rng.standard_normal((n, p2))
+    w1 = rng.standard_normal((p1, T)) * rng.uniform(0, 1, T)
+    w2 = rng.standard_normal((p2, T)) * rng.uniform(0, 0.3, T)
+    Y = X1 @ w1 + X2 @ w2 + 2.0 * rng.standard_normal((n, T))
+    if centre:
+        X1, X2, Y = X1 - X1.mean(0), X2 - X2.mean(0), Y - Y.mean(0)
+    return X1, X2, Y
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_agrees_with_himalaya_group_ridge(dtype):
+    hb = pytest.importorskip("himalaya.backend")
+    from himalaya.ridge import GroupRidgeCV
+    from threadpoolctl import threadpool_limits
+
+    X1, X2, Y = (a.astype(dtype) for a in two_spaces())
+    weights = np.array([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8], [0.99, 0.01]])
+    ours = BandedRidgeCV(alphas=ALPHAS, n_iter=weights, fit_intercept=False, dtype=dtype).fit([X1, X2], Y)
+    previous = hb.get_backend().name
+    hb.set_backend("numpy", on_error="raise")
+    try:
+        with threadpool_limits(limits=1):
+            theirs = GroupRidgeCV(
+                groups="input", fit_intercept=False, cv=5,
+                solver_params=dict(n_iter=weights, alphas=ALPHAS, progress_bar=False, warn=False),
+            ).fit([X1, X2], Y)
+    finally:
+        hb.set_backend(previous, on_error="warn")
+    same = np.all(np.isclose(ours.deltas_, np.asarray(theirs.deltas_), rtol=1e-4, atol=1e-6), axis=0)
+    assert same.mean() >= 0.99
+    coef_t = np.asarray(theirs.coef_)
+    rel = np.linalg.norm(ours.coef_ - coef_t, axis=0)[same] / np.linalg.norm(coef_t, axis=0)[same]
+    assert rel.max() < (1e-3 if dtype == "float32" else 1e-9)
+    np.testing.assert_allclose(ours.cv_scores_, np.asarray(theirs.cv_scores_), rtol=1e-3 if dtype == "float32" else 1e-9)
+
+
+def test_equal_weights_reduce_to_ridge_and_split_predictions_add_up():
+    X1, X2, Y = two_spaces(centre=False)
+    banded = BandedRidgeCV(alphas=ALPHAS, n_iter=np.array([[0.5, 0.5]]), dtype="float64").fit([X1, X2], Y)
+    # scaling every feature by sqrt(1/2) with penalty a equals penalty 2a on the raw features
+    plain = RidgeCV(alphas=2 * ALPHAS, dtype="float64").fit(np.hstack([X1, X2]), Y)
+    np.testing.assert_allclose(banded.alpha_ * 2, plain.alpha_)
+    np.testing.assert_allclose(banded.coef_, plain.coef_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(banded.space_alphas_, np.vstack([plain.alpha_, plain.alpha_]))
+    split = banded.predict_split([X1, X2])
+    np.testing.assert_allclose(split.sum(0) + banded.intercept_, banded.predict([X1, X2]), rtol=1e-10)
+
+
+def test_random_search_prefers_the_informative_space():
+    X1, X2, Y = two_spaces(T=30, seed=1)
+    rng = np.random.default_rng(5)
+    X3 = rng.standard_normal((X1.shape[0], 40))  # pure noise space
+    m = BandedRidgeCV(alphas=ALPHAS, n_iter=15, random_state=0).fit([X1, X3], Y)
+    assert m.weights_tried_.shape == (15, 2) and np.allclose(m.weights_tried_[0], 0.5)
+    assert np.median(m.space_alphas_[1] / m.space_alphas_[0]) > 10
+    again = BandedRidgeCV(alphas=ALPHAS, n_iter=15, random_state=0).fit([X1, X3], Y)
+    np.testing.assert_array_equal(m.coef_, again.coef_)
+    with pytest.raises(ShapeMismatchError):
+        m.predict([X1, X3[:, :5]])
+    with pytest.raises(InputError, match="list of feature spaces"):
+        m.fit(np.hstack([X1, X3]), Y)
+
+
+def test_variance_partitioning_finds_the_generating_space():
+    rng = np.random.default_rng(2)
+    n, T = 240, 12
+    groups = np.repeat(np.arange(4), n // 4)
+    A = rng.standard_normal((n, 10))
+    Bsp = rng.standard_normal((n, 10))
+    shared = rng.standard_normal((n, 3))
+    A[:, :3] += 2 * shared
+    Bsp[:, :3] += 2 * shared
+    Y = A @ rng.standard_normal((10, T)) + 3.0 * rng.standard_normal((n, T))
+    vp = variance_partitioning([A, Bsp], Y, groups=groups, names=["layer", "baseline"], alphas=ALPHAS)
+    assert vp.names == ["layer", "baseline"]
+    assert (vp.best_space() == 0).all()
+    assert (vp.unique[0] > 0.1).all() and (np.abs(vp.unique[1]) < 0.05).all()
+    np.testing.assert_allclose(vp.unique, vp.r2_full[None] - vp.r2_without)
+    # two spaces: shared of each equals R²(A) + R²(B) - R²(A, B)
+    expected = vp.r2_alone.sum(0) - vp.r2_full
+    np.testing.assert_allclose(vp.shared[0], expected)
+    np.testing.assert_allclose(vp.shared_all, expected)
+    assert (vp.shared_all > 0.02).mean() > 0.8  # the correlated part is shared
+    np.testing.assert_allclose(vp.unique_folds.mean(1), vp.unique, rtol=1e-10)
+    with pytest.raises(InputError, match="at least 2"):
+        variance_partitioning([A], Y)
