@@ -87,33 +87,71 @@ def _gram_linear(X: np.ndarray, W: np.ndarray, method: str, n_data: int, want_nc
     return np.clip(corr, -1.0, 1.0)
 
 
-def _spearman(ranker: K.PresortedRanks, W: np.ndarray, c: np.ndarray, n_data: int, want_nc: bool):
-    R = ranker(W)  # (b, K, m)
-    wsum = W.sum(axis=1)[:, None, None]
-    Wb = W[:, None, :]
-    Rc = R - (R * Wb).sum(axis=-1, keepdims=True) / wsum
-    norm = np.sqrt((Wb * Rc * Rc).sum(axis=-1, keepdims=True))
-    U = np.divide(Rc, norm, out=np.zeros_like(Rc), where=norm > 0)
-    corr = np.clip(np.matmul(U[:, :n_data] * Wb, np.swapaxes(U, 1, 2)), -1, 1)  # (b, N, K)
-    nc = None
-    if want_nc:
-        Rd = R[:, :n_data]
-        cc = c[:, :, None]
-        total = (cc * Rd).sum(axis=1)  # (b, m)
-        csum = c.sum(axis=1)[:, None]
-        pooled_all = total / csum
-        rest = csum - c  # (b, N)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pooled_lo = (total[:, None, :] - cc * Rd) / rest[:, :, None]
-        pooled = np.concatenate([pooled_all[:, None, :], np.nan_to_num(pooled_lo)], axis=1)
-        Up = K.unit_vectors(pooled, "spearman", Wb)  # re-rank the pooled ranks
-        up = np.einsum("bsm,bm->bs", U[:, :n_data] * Wb, Up[:, 0])
-        lo = np.einsum("bsm,bsm->bs", U[:, :n_data] * Wb, Up[:, 1:])
-        lo = np.where(rest > 0, lo, np.nan)
-        wl = np.where(rest > 0, c, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            nc = np.stack([(wl * np.nan_to_num(lo)).sum(1) / wl.sum(1), (c * up).sum(1) / c.sum(1)], axis=1)
-    return corr[:, :, n_data:], nc
+def _unit_weighted(R: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted-centred rows of unit weighted norm (zero rows stay zero)."""
+    Rc = R - (R @ w)[:, None] / w.sum()
+    norm = np.sqrt((Rc * Rc) @ w)[:, None]
+    return np.divide(Rc, norm, out=np.zeros_like(Rc), where=norm > 0)
+
+
+def _rank_rows(P: np.ndarray, w: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
+    """Weighted ranks of rows of P; ``hint`` (a sort order of a similar row) makes
+    each row nearly sorted, which the stable sort exploits."""
+    if hint is None:
+        order = np.argsort(P, axis=-1)
+    else:
+        order = hint[np.argsort(P[:, hint], axis=-1, kind="stable")]
+    return K.weighted_rank(P, w, order=order)
+
+
+def _spearman(X: np.ndarray, order: np.ndarray, W: np.ndarray, c: np.ndarray, n_data: int,
+              want_nc: bool):
+    """Spearman, one sample at a time on the pairs it actually contains.
+
+    ``order`` (K, m) sorts each row of X once; a sample keeps the pairs of weight
+    > 0 (about 40% of them in a stimulus bootstrap), and its weighted ranks come
+    from the restricted order without sorting. The pooled ranks of the noise
+    ceiling are re-ranked (as rsatoolbox does), the leave-one-out ones using the
+    full pool's order as a hint.
+    """
+    b = W.shape[0]
+    Kn = X.shape[0]
+    scores = np.empty((b, n_data, Kn - n_data))
+    nc = np.full((b, 2), np.nan) if want_nc else None
+    for i in range(b):
+        w = W[i]
+        keep = w > 0
+        mk = int(keep.sum())
+        col = np.cumsum(keep) - 1
+        o = order[keep[order]].reshape(Kn, mk)
+        ws = w[o]
+        vs = np.take_along_axis(X, o, axis=1)
+        R = np.empty((Kn, mk))
+        np.put_along_axis(R, col[o], K.ranks_from_sorted(vs, ws), axis=1)
+        wk = w[keep]
+        U = _unit_weighted(R, wk)
+        Ud = U[:n_data] * wk
+        scores[i] = np.clip(Ud @ U[n_data:].T, -1, 1)
+        if not want_nc:
+            continue
+        ci = c[i]
+        Rd = R[:n_data]
+        total = ci @ Rd
+        csum = ci.sum()
+        p_all = (total / csum)[None]
+        hint = np.argsort(p_all[0])
+        up = Ud @ _unit_weighted(_rank_rows(p_all, wk, None), wk)[0]
+        drawn = np.flatnonzero((ci > 0) & (csum - ci > 0))
+        upper = (ci * up).sum() / csum
+        if drawn.size:
+            p_lo = (total[None] - ci[drawn, None] * Rd[drawn]) / (csum - ci[drawn])[:, None]
+            lo_u = _unit_weighted(_rank_rows(p_lo, wk, hint), wk)
+            lo = np.einsum("sm,sm->s", Ud[drawn], lo_u)
+            lower = (ci[drawn] * lo).sum() / ci[drawn].sum()
+        else:
+            lower = np.nan
+        nc[i] = (np.clip(lower, -1, 1), np.clip(upper, -1, 1))
+    return scores, nc
 
 
 def _loop(sd: np.ndarray, sm: np.ndarray, stim_idx: np.ndarray, c: np.ndarray, method: str, want_nc: bool):
@@ -178,15 +216,15 @@ def evaluate(sd: np.ndarray, sm: np.ndarray, method: str, stim_idx: np.ndarray |
     scores = np.empty((b, N, sm.shape[0]))
     nc = np.full((b, 2), np.nan) if want_nc else None
     if method == "spearman":
-        ranker = K.PresortedRanks(X)
-        step = _chunk(b, (Kn + 2 * (N + 1)) * m * 8 * 6)
+        order = np.argsort(X, axis=1)
+        step = _chunk(b, m * 8 * 2)
     else:
         step = _chunk(b, m * 8 * 4)
     for s in range(0, b, step):
         W = pair_weights(counts[s:s + step], n)
         cs = c[s:s + step]
         if method == "spearman":
-            scores[s:s + step], part_nc = _spearman(ranker, W, cs, N, want_nc)
+            scores[s:s + step], part_nc = _spearman(X, order, W, cs, N, want_nc)
             if want_nc:
                 nc[s:s + step] = part_nc
         else:

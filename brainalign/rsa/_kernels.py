@@ -15,30 +15,11 @@ SIMPLE_METHODS = ("pearson", "spearman", "cosine")
 METHODS = ("spearman", "pearson", "cosine", "kendall_tau_a", "cka")
 
 
-def weighted_rank(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Average ranks (1-based) of each row, an entry counting ``weight`` times.
-
-    With integer weights this is the rank each entry would have in the vector in
-    which entry e is repeated weights[e] times (ties share their average rank).
-
-    Parameters
-    ----------
-    values : ndarray, shape (..., m)
-    weights : ndarray broadcastable to ``values``, or None (all ones)
-    """
-    if weights is None:
-        return rankdata(values, method="average", axis=-1)
-    values = np.asarray(values, dtype=np.float64)
-    weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), values.shape)
-    shape = values.shape
-    v = values.reshape(-1, shape[-1])
-    w = weights.reshape(-1, shape[-1])
-    order = np.argsort(v, axis=-1, kind="stable")
-    vs = np.take_along_axis(v, order, axis=-1)
-    ws = np.take_along_axis(w, order, axis=-1)
+def ranks_from_sorted(vs: np.ndarray, ws: np.ndarray) -> np.ndarray:
+    """Weighted average ranks of rows already sorted ascending (values vs, weights ws)."""
+    b, m = vs.shape
     cs = np.cumsum(ws, axis=-1)
     cs_ex = cs - ws
-    m = shape[-1]
     pos = np.broadcast_to(np.arange(m), vs.shape)
     new = np.ones(vs.shape, dtype=bool)
     new[:, 1:] = vs[:, 1:] != vs[:, :-1]
@@ -48,9 +29,38 @@ def weighted_rank(values: np.ndarray, weights: np.ndarray | None = None) -> np.n
     end = np.minimum.accumulate(np.where(last, pos, m - 1)[:, ::-1], axis=-1)[:, ::-1]
     less = np.take_along_axis(cs_ex, start, axis=-1)
     total = np.take_along_axis(cs, end, axis=-1) - less
-    ranks_sorted = less + 0.5 * (total + 1.0)
-    ranks = np.empty_like(ranks_sorted)
-    np.put_along_axis(ranks, order, ranks_sorted, axis=-1)
+    return less + 0.5 * (total + 1.0)
+
+
+def weighted_rank(values: np.ndarray, weights: np.ndarray | None = None,
+                  order: np.ndarray | None = None) -> np.ndarray:
+    """Average ranks (1-based) of each row, an entry counting ``weight`` times.
+
+    With integer weights this is the rank each entry would have in the vector in
+    which entry e is repeated weights[e] times (ties share their average rank).
+
+    Parameters
+    ----------
+    values : ndarray, shape (..., m)
+    weights : ndarray broadcastable to ``values``, or None (all ones)
+    order : ndarray of int, shape like ``values``, optional
+        A known ascending argsort of each row (skips the sort).
+    """
+    if weights is None and order is None:
+        return rankdata(values, method="average", axis=-1)
+    values = np.asarray(values, dtype=np.float64)
+    shape = values.shape
+    w = np.ones(shape) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), shape)
+    v = values.reshape(-1, shape[-1])
+    w = w.reshape(-1, shape[-1])
+    if order is None:
+        order = np.argsort(v, axis=-1)
+    else:
+        order = order.reshape(-1, shape[-1])
+    vs = np.take_along_axis(v, order, axis=-1)
+    ws = np.take_along_axis(w, order, axis=-1)
+    ranks = np.empty_like(vs)
+    np.put_along_axis(ranks, order, ranks_from_sorted(vs, ws), axis=-1)
     return ranks.reshape(shape)
 
 
@@ -183,38 +193,3 @@ def cka(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
     gb = centred_gram(sb).reshape(sb.shape[0], -1)
     return simple_similarity(ga, gb, "cosine")
 
-
-class PresortedRanks:
-    """Weighted average ranks of fixed rows under many weight vectors, sorting once.
-
-    Parameters
-    ----------
-    values : ndarray, shape (k, m)
-        Rows whose values stay fixed while only the weights change (bootstrap).
-    """
-
-    def __init__(self, values: np.ndarray):
-        v = np.asarray(values, dtype=np.float64)
-        self.order = np.argsort(v, axis=-1, kind="stable")
-        vs = np.take_along_axis(v, self.order, axis=-1)
-        k, m = vs.shape
-        pos = np.broadcast_to(np.arange(m), vs.shape)
-        new = np.ones(vs.shape, dtype=bool)
-        new[:, 1:] = vs[:, 1:] != vs[:, :-1]
-        last = np.ones(vs.shape, dtype=bool)
-        last[:, :-1] = new[:, 1:]
-        self.start = np.maximum.accumulate(np.where(new, pos, 0), axis=-1)
-        self.end = np.minimum.accumulate(np.where(last, pos, m - 1)[:, ::-1], axis=-1)[:, ::-1].copy()
-
-    def __call__(self, weights: np.ndarray) -> np.ndarray:
-        """Ranks for weights (b, m): shape (b, k, m)."""
-        w = np.asarray(weights, dtype=np.float64)
-        ws = w[:, self.order]  # (b, k, m)
-        cs = np.cumsum(ws, axis=-1)
-        cs_ex = cs - ws
-        less = np.take_along_axis(cs_ex, np.broadcast_to(self.start, ws.shape), axis=-1)
-        total = np.take_along_axis(cs, np.broadcast_to(self.end, ws.shape), axis=-1) - less
-        rs = less + 0.5 * (total + 1.0)
-        out = np.empty_like(rs)
-        np.put_along_axis(out, np.broadcast_to(self.order, ws.shape), rs, axis=-1)
-        return out

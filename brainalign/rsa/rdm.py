@@ -79,16 +79,31 @@ def _precision(precision: Any, p: int, like):
     return 0.5 * (prec + prec.transpose(-1, -2))
 
 
-def _weighted_gram(a, b, prec):
+def _mm_t(a, b, use_numpy: bool):
+    """a @ b^T for stacks (..., n, p). On numpy input the GEMM goes to numpy's BLAS
+    (zero-copy views; faster than torch's float64 GEMM on our CPUs)."""
+    if use_numpy:
+        import torch
+
+        return torch.from_numpy(np.matmul(a.numpy(), np.swapaxes(b.numpy(), -1, -2)))
+    return a @ b.transpose(-1, -2)
+
+
+def _weighted_gram(a, b, prec, use_numpy: bool = False):
     """a @ prec @ b^T for stacks (..., n, p); prec None (identity), (p,) or (p, p)."""
     if prec is None:
-        return a @ b.transpose(-1, -2)
+        return _mm_t(a, b, use_numpy)
     if prec.ndim == 1:
-        return (a * prec) @ b.transpose(-1, -2)
+        return _mm_t(a * prec, b, use_numpy)
+    if use_numpy:
+        import torch
+
+        ap = torch.from_numpy(np.matmul(a.numpy(), prec.numpy()))
+        return _mm_t(ap, b, use_numpy)
     return (a @ prec) @ b.transpose(-1, -2)
 
 
-def _crossnobis(x, conditions, partition, prec):
+def _crossnobis(x, conditions, partition, prec, use_numpy):
     import torch
 
     n_obs = x.shape[-2]
@@ -121,8 +136,8 @@ def _crossnobis(x, conditions, partition, prec):
     means = (sums / cnt[:, None]).reshape(x.shape[:-2] + (n_part, n_cond, x.shape[-1]))
     means = means - means.mean(dim=-2, keepdim=True)  # centring: distances unchanged
     total = means.sum(dim=-3)
-    sq_total = _sq_from_gram(_weighted_gram(total, total, prec))
-    sq_each = _sq_from_gram(_weighted_gram(means, means, prec)).sum(dim=-3)
+    sq_total = _sq_from_gram(_weighted_gram(total, total, prec, use_numpy))
+    sq_each = _sq_from_gram(_weighted_gram(means, means, prec, use_numpy)).sum(dim=-3)
     return _finish((sq_total - sq_each) / (n_part * (n_part - 1)), clamp_min=None)
 
 
@@ -183,16 +198,13 @@ def rdm(
     if metric != "crossnobis" and (conditions is not None or partition is not None):
         raise InputError("conditions/partition are only used by metric='crossnobis'")
 
-    if metric == "correlation":
-        u = _unit_rows(x, "correlation", centre=True)
-        out = _finish(1.0 - u @ u.transpose(-1, -2))
-        out = out.clamp_max(2.0)
-    elif metric == "cosine":
-        u = _unit_rows(x, "cosine", centre=False)
-        out = _finish(1.0 - u @ u.transpose(-1, -2)).clamp_max(2.0)
+    np_gemm = not is_torch(patterns)
+    if metric in ("correlation", "cosine"):
+        u = _unit_rows(x, metric, centre=metric == "correlation")
+        out = _finish(1.0 - _mm_t(u, u, np_gemm)).clamp_max(2.0)
     elif metric in ("euclidean", "sqeuclidean"):
         xc = x - x.mean(dim=-2, keepdim=True)  # centring over stimuli limits cancellation
-        out = _finish(_sq_from_gram(xc @ xc.transpose(-1, -2)))
+        out = _finish(_sq_from_gram(_mm_t(xc, xc, np_gemm)))
         if metric == "euclidean":
             out = out.sqrt()
     elif metric == "mahalanobis":
@@ -200,7 +212,7 @@ def rdm(
             raise InputError("metric='mahalanobis' needs precision= (the inverse noise covariance)")
         prec = _precision(precision, x.shape[-1], x)
         xc = x - x.mean(dim=-2, keepdim=True)
-        out = _finish(_sq_from_gram(_weighted_gram(xc, xc, prec))).sqrt()
+        out = _finish(_sq_from_gram(_weighted_gram(xc, xc, prec, np_gemm))).sqrt()
     else:  # crossnobis
         if conditions is None or partition is None:
             raise InputError(
@@ -208,7 +220,7 @@ def rdm(
                 "partition= (run of each row)"
             )
         prec = _precision(precision, x.shape[-1], x)
-        out = _crossnobis(x, conditions, partition, prec)
+        out = _crossnobis(x, conditions, partition, prec, np_gemm)
     if is_torch(patterns):
         return out
     return out.numpy()
