@@ -263,3 +263,31 @@ def test_fmriprep_confounds_mask_and_atlas(tmp_path):
     assert [str(t) for t in rec_a["target"].values] == ["left", "right"]
     with pytest.raises(MissingDataError, match=r"no fMRIPrep preprocessed BOLD.*space-T1w.*found: sub-01_task-listen_run-1_space"):
         load_bids(root, "01", "listen", derivatives=True, space="T1w")
+
+
+def test_time_round_trip_and_words_from_textgrids(dataset, tmp_path):
+    """A word on frame k's clock lands on row k; TextGrids per run replace events.tsv."""
+    from brainalign.align import lanczos_resample
+
+    tgs = {}
+    for run, t in ((1, 10 * TR), (2, 4 * TR)):
+        f = tmp_path / f"run{run}.TextGrid"
+        f.write_text(
+            'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = 100\ntiers? <exists>\nsize = 1\n'
+            'item []:\n    item [1]:\n        class = "IntervalTier"\n        name = "word"\n        xmin = 0\n'
+            f'        xmax = 100\n        intervals: size = 2\n        intervals [1]:\n            xmin = 0\n'
+            f'            xmax = {t}\n            text = ""\n        intervals [2]:\n            xmin = {t}\n'
+            f'            xmax = 100\n            text = "here"\n'
+        )
+        tgs[str(run)] = f
+    rec, stim = load_bids(dataset, "01", "listen", mask=small_mask(), words=tgs)
+    assert stim["word"].tolist() == ["here", "here"] and stim["run"].tolist() == ["1", "2"]
+    X = fmri_design(np.ones((2, 1)), stim, rec, delays=(0,), zscore=False)
+    assert int(np.argmax(X[:40, 0])) == 10 and int(np.argmax(X[40:, 0])) == 4
+    np.testing.assert_allclose(X[40:, 0], lanczos_resample(np.ones(1), [4 * TR], np.arange(30) * TR), rtol=1e-6)
+    # with frame_time="middle" the same word sits between frames 3 and 4 of run 2
+    rec_m, stim_m = load_bids(dataset, "01", "listen", mask=small_mask(), words=tgs, runs=[2], frame_time="middle")
+    Xm = fmri_design(np.ones((1, 1)), stim_m, rec_m, delays=(0,), zscore=False)
+    np.testing.assert_allclose(Xm[3, 0], Xm[4, 0], rtol=1e-6)
+    with pytest.raises(MissingDataError, match=r"words has no entry for run '2'"):
+        load_bids(dataset, "01", "listen", mask=small_mask(), words={"1": tgs["1"]})

@@ -83,17 +83,25 @@ def read_masked(
     inter = getattr(proxy, "inter", 0.0)
     slope = 1.0 if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
     inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
-    # voxel order in a Fortran-ordered volume, for voxels listed in C order (argwhere)
+    # Voxels come out in C order (as np.argwhere(mask), like nilearn's maskers). Gathering
+    # them in file (Fortran) order first, then permuting, is ~6x faster than one fancy index.
     ijk = np.argwhere(mask)
     fidx = np.ravel_multi_index(ijk.T, shape3, order="F")
+    order = np.argsort(fidx, kind="stable")
+    fsorted = fidx[order]
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.size)
     nvox_vol = int(np.prod(shape3))
     vol_bytes = nvox_vol * raw_dtype.itemsize
-    per = max(1, int(chunk_mb * 1e6 // max(vol_bytes, 1)))
+    per = max(1, min(nvol, int(chunk_mb * 1e6 // max(vol_bytes, 1))))
     if out is None:
         out = np.empty((nvol, fidx.size), dtype=dtype)
     elif out.shape != (nvol, fidx.size):
         raise ShapeMismatchError(f"out has shape {out.shape} but {p} gives ({nvol}, {fidx.size})")
     buf = bytearray(per * vol_bytes)
+    gathered = np.empty((per, fidx.size), dtype=raw_dtype)
+    permuted = np.empty((per, fidx.size), dtype=raw_dtype)
+    scaled = slope != 1.0 or inter != 0.0
     from nibabel.openers import ImageOpener
 
     t = 0
@@ -103,24 +111,38 @@ def read_masked(
             while t < nvol:
                 k = min(per, nvol - t)
                 view = memoryview(buf)[: k * vol_bytes]
-                got = fh.readinto(view)
+                got = _read_fully(fh, view)
                 if got != k * vol_bytes:
                     raise CorruptFileError(
                         f"{p} is truncated: its header promises {nvol} volumes but only "
                         f"{t + got // vol_bytes} could be read"
                     )
                 block = np.frombuffer(view, dtype=raw_dtype).reshape(k, nvox_vol)
-                sel = block[:, fidx]
-                if slope != 1.0 or inter != 0.0:
-                    np.multiply(sel, slope, out=out[t : t + k], casting="unsafe")
+                np.take(block, fsorted, axis=1, out=gathered[:k], mode="clip")
+                np.take(gathered[:k], inverse, axis=1, out=permuted[:k], mode="clip")
+                dst = out[t : t + k]
+                if scaled:
+                    np.multiply(permuted[:k], np.asarray(slope, dtype=dtype), out=dst, dtype=dtype, casting="unsafe")
                     if inter:
-                        out[t : t + k] += inter
+                        dst += np.asarray(inter, dtype=dtype)
                 else:
-                    out[t : t + k] = sel
+                    dst[...] = permuted[:k]
                 t += k
     except (EOFError, OSError, zlib.error) as exc:
         raise CorruptFileError(f"{p} is truncated or corrupt after {t} of {nvol} volumes: {exc}") from None
     return out
+
+
+def _read_fully(fh, view: memoryview) -> int:
+    """readinto until the view is full or the file ends; returns the bytes read."""
+    total = 0
+    n = len(view)
+    while total < n:
+        got = fh.readinto(view[total:])
+        if not got:
+            break
+        total += got
+    return total
 
 
 def mask_from_recording(recording) -> tuple[np.ndarray, np.ndarray]:
