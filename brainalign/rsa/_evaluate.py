@@ -140,7 +140,7 @@ def _spearman(X: np.ndarray, order: np.ndarray, W: np.ndarray, c: np.ndarray, n_
         csum = ci.sum()
         p_all = (total / csum)[None]
         hint = np.argsort(p_all[0])
-        up = Ud @ _unit_weighted(_rank_rows(p_all, wk, None), wk)[0]
+        up = Ud @ _unit_weighted(K.weighted_rank(p_all, wk, order=hint[None]), wk)[0]
         drawn = np.flatnonzero((ci > 0) & (csum - ci > 0))
         upper = (ci * up).sum() / csum
         if drawn.size:

@@ -20,9 +20,11 @@ def ranks_from_sorted(vs: np.ndarray, ws: np.ndarray) -> np.ndarray:
     b, m = vs.shape
     cs = np.cumsum(ws, axis=-1)
     cs_ex = cs - ws
-    pos = np.broadcast_to(np.arange(m), vs.shape)
     new = np.ones(vs.shape, dtype=bool)
-    new[:, 1:] = vs[:, 1:] != vs[:, :-1]
+    np.not_equal(vs[:, 1:], vs[:, :-1], out=new[:, 1:])
+    if new.all():  # no ties: each entry's copies take the next ranks
+        return cs_ex + 0.5 * (ws + 1.0)
+    pos = np.broadcast_to(np.arange(m), vs.shape)
     last = np.ones(vs.shape, dtype=bool)
     last[:, :-1] = new[:, 1:]
     start = np.maximum.accumulate(np.where(new, pos, 0), axis=-1)

@@ -8,17 +8,25 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
+from scipy.sparse.csgraph import connected_components, csgraph_from_dense, shortest_path
 from scipy.stats import rankdata
 
 from ..errors import InputError
+from ._kernels import weighted_rank
 from ._checks import as_rdm_stack, check_unit_interval, from_triu, like_input, triu_vectors
+
+
+def average_ranks(vectors: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties share) of each row of a finite (k, m) array."""
+    v = np.asarray(vectors, dtype=np.float64)
+    order = np.argsort(v, axis=-1)
+    return weighted_rank(v, np.ones((1, v.shape[-1])), order=order)
 
 
 def _gt_vectors(vectors: np.ndarray, lower: float, upper: float, rank: bool) -> np.ndarray:
     """GT transform of (k, m) dissimilarity vectors, row by row."""
     if rank:
-        r = rankdata(vectors, method="average", axis=-1)
+        r = average_ranks(vectors)
         lo = r.min(axis=-1, keepdims=True)
         span = r.max(axis=-1, keepdims=True) - lo
         r = np.divide(r - lo, span, out=np.zeros_like(r), where=span > 0)
@@ -69,6 +77,35 @@ def gt_transform(rdm: Any, lower: float = 0.2, upper: float = 0.8, rank: bool = 
     return like_input(out, rdm)
 
 
+def _all_pairs(g: np.ndarray) -> np.ndarray:
+    """Shortest paths on edges g < 1 of one GT matrix (zero-weight edges included).
+
+    Stimuli joined by zero-cost edges are at distance 0 from each other and share
+    every other distance, so each such connected component is contracted to one
+    node (edge weight: the smallest between the two components), the contracted
+    graph is solved with scipy's Floyd-Warshall (dense) or Dijkstra (sparse), and
+    the result is expanded back. The answer is exact.
+    """
+    n = g.shape[0]
+    zero = (g == 0)
+    np.fill_diagonal(zero, False)
+    n_comp, labels = connected_components(csgraph_from_dense(zero.astype(np.int8)), directed=False)
+    w = np.where(g < 1.0, g, np.inf)
+    if n_comp < n:
+        order = np.argsort(labels, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
+        ws = w[np.ix_(order, order)]
+        w = np.minimum.reduceat(np.minimum.reduceat(ws, starts, axis=0), starts, axis=1)
+    np.fill_diagonal(w, np.inf)
+    graph = csgraph_from_dense(w, null_value=np.inf)
+    dense = graph.nnz * 8 >= w.shape[0] ** 2
+    paths = shortest_path(graph, method="FW" if dense else "D", directed=False)
+    if n_comp < n:
+        paths = paths[np.ix_(labels, labels)]
+    np.fill_diagonal(paths, 0.0)
+    return paths
+
+
 def _fill_unreachable(paths: np.ndarray, fill: Any) -> np.ndarray:
     if fill is None:
         return paths
@@ -101,8 +138,10 @@ def geodesic(
 
     The graph has an edge between stimuli i and j wherever the GT value g_ij < 1,
     weighted by g_ij. Edges of weight 0 (pairs at or below the lower quantile) are
-    real zero-cost edges. All-pairs shortest paths come from
-    :func:`scipy.sparse.csgraph.shortest_path` (Dijkstra, undirected).
+    real zero-cost edges: stimuli they join are contracted to one node first (exact,
+    and fast at the usual lower quantiles). All-pairs shortest paths come from
+    :func:`scipy.sparse.csgraph.shortest_path` (Floyd-Warshall on dense graphs,
+    Dijkstra on sparse ones, undirected).
 
     Parameters
     ----------
@@ -134,20 +173,19 @@ def geodesic(
             raise InputError("pretransformed=True needs GT values in [0, 1]; got values outside")
         gt = stack.astype(np.float64)
     else:
-        gt = gt_transform(stack, lower, upper, rank=gt_rank)
+        lower = check_unit_interval(lower, "lower")
+        upper = check_unit_interval(upper, "upper")
+        if lower > upper:
+            raise InputError(f"lower={lower} exceeds upper={upper}; pass lower <= upper")
+        gt = from_triu(_gt_vectors(triu_vectors(stack), lower, upper, gt_rank), stack.shape[-1])
     n = gt.shape[-1]
     out = np.empty_like(gt)
     for i, g in enumerate(gt):
-        w = np.where(g < 1.0, g, np.inf)
-        np.fill_diagonal(w, np.inf)
-        graph = csgraph_from_dense(w, null_value=np.inf)
-        paths = shortest_path(graph, method="D", directed=False)
-        paths = 0.5 * (paths + paths.T)
-        np.fill_diagonal(paths, 0.0)
-        out[i] = _fill_unreachable(paths, fill)
+        paths = _all_pairs(g)
+        out[i] = _fill_unreachable(np.minimum(paths, paths.T), fill)
     if rank:
         vec = triu_vectors(out)
-        r = rankdata(vec, method="average", axis=-1)
+        r = rankdata(vec, method="average", axis=-1)  # inf ranks last
         lo = r.min(axis=-1, keepdims=True)
         span = r.max(axis=-1, keepdims=True) - lo
         r = np.divide(r - lo, span, out=np.zeros_like(r), where=span > 0)
