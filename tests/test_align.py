@@ -250,3 +250,31 @@ def test_word_epochs_lock_to_words():
     assert ep.shape == (3, 3, 41)
     peak = ep["lag"].values[np.argmax(ep.values.mean(axis=(0, 1)))]
     assert np.isclose(peak, 0.1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lengths=st.lists(st.integers(3, 25), min_size=2, max_size=4),
+    delays=st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True),
+    seed=st.integers(0, 10_000),
+    method=st.sampled_from(["lanczos", "hrf"]),
+)
+def test_design_rows_depend_only_on_their_own_run(lengths, delays, seed, method):
+    rng = np.random.default_rng(seed)
+    tr = 1.5
+    rows = []
+    for run, n in enumerate(lengths):
+        k = int(rng.integers(1, 3 * n))
+        rows.append(pd.DataFrame({"word": "w", "onset": rng.uniform(-5, n * tr + 5, k), "run": run}))
+    stim = make_stimulus(pd.concat(rows, ignore_index=True))
+    time = np.concatenate([np.arange(n) * tr for n in lengths])
+    runs = np.repeat(np.arange(len(lengths)), lengths)
+    rec = make_recording(np.zeros((time.size, 1)), time, runs, modality="fmri", tr=tr)
+    feats = rng.standard_normal((len(stim), 2))
+    X = fmri_design(feats, stim, rec, method=method, delays=delays, dtype=np.float64)
+    victim = int(rng.integers(0, len(lengths)))
+    feats2 = feats.copy()
+    feats2[(stim["run"] == victim).to_numpy()] = rng.standard_normal((int((stim["run"] == victim).sum()), 2))
+    X2 = fmri_design(feats2, stim, rec, method=method, delays=delays, dtype=np.float64)
+    others = runs != victim
+    np.testing.assert_array_equal(X2[others], X[others])

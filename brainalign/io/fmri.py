@@ -264,7 +264,7 @@ def clean_in_blocks(
     confounds: np.ndarray | None,
     sample_mask: np.ndarray | None,
     opts: dict,
-    block: int = 8192,
+    block: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`nilearn.signal.clean` on column blocks (voxels are independent), in place when nothing is censored.
 
