@@ -32,6 +32,8 @@ def _eeg_raw(seed, sfreq=250.0, seconds=12.0, onsets=()):
     info = mne.create_info(names, sfreq, ch_types="eeg")
     n = int(seconds * sfreq)
     data = rng.standard_normal((len(names), n)) * 1e-6
+    if seed == 2:
+        data[4] = 0.0  # C3 flat in run 2: dropped with a counted warning
     for on in onsets:  # an "N400-like" bump 300 ms after each word on Pz
         k = int(round((on + 0.3) * sfreq))
         data[2, k - 2 : k + 3] += 20e-6 * np.array([0.25, 0.5, 1.0, 0.5, 0.25])
@@ -62,8 +64,10 @@ def test_eeg_runs_words_and_bads(eeg_root):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         rec, stim = load_bids(eeg_root, "01", "read", datatype="eeg")
-    assert any("1 channels are bad or missing" in str(x.message) for x in w)
-    assert "Oz" not in rec["target"].values and rec.sizes["target"] == 7
+    msgs = [str(x.message) for x in w]
+    assert any("1 channels are bad or missing" in m for m in msgs)
+    assert any("dropped 1 of 7 targets (1 constant within a run" in m for m in msgs)
+    assert "Oz" not in rec["target"].values and "C3" not in rec["target"].values and rec.sizes["target"] == 6
     assert rec.attrs["modality"] == "eeg" and rec.attrs["sfreq"] == 250.0 and rec.attrs["bad_channels"] == ["Oz"]
     assert rec.sizes["time"] == 2 * 3000 and list(pd.unique(rec["run"].values)) == ["1", "2"]
     np.testing.assert_allclose(rec["time"].values[3000:3003], [0, 0.004, 0.008])

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data import make_recording
+from ..data import drop_invalid_targets, make_recording
 from ..errors import DataQualityWarning, InputError, MissingDataError, ShapeMismatchError
 from .layout import list_tasks, parse_entities, read_json
 
@@ -206,4 +206,4 @@ def load_meeg(
     rec = rec.assign_coords(
         ch_type=("target", ch_types), x=("target", loc[:, 0]), y=("target", loc[:, 1]), z=("target", loc[:, 2])
     )
-    return rec, found
+    return drop_invalid_targets(rec, what=f"sub-{sub} task-{task} {datatype}"), found
