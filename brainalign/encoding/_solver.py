@@ -35,7 +35,7 @@ from ._backend import Backend, available_memory, thread_limit, threads_for
 
 #: Upper bound on the target batch: beyond it the GEMMs get no faster and the
 #: working set only grows (measured on 2-core AVX2/AVX-512 CPUs).
-TARGET_BATCH_CAP = 1024
+TARGET_BATCH_CAP = 512
 #: Fraction of available memory the working set may use when ``max_memory`` is None.
 MEMORY_FRACTION = 0.5
 SOLVERS = ("auto", "primal", "dual")
@@ -289,7 +289,11 @@ def _ridge_cv(
 
     r_max = max([d.rank for d in folds] + ([full.rank] if refit else [0]))
     n_test_max = max(d.A.shape[0] for d in folds)
-    fixed = 0  # decompositions are already allocated; count only what grows with the batch
+    # the decompositions (and the stacked validation maps) are part of the budget
+    fixed = sum(d.W.numel() if hasattr(d.W, "numel") else d.W.size for d in folds)
+    fixed += sum(a.shape[0] * a.shape[1] for a in Aws) + sum(d.A.shape[0] * d.A.shape[1] for d in folds)
+    if refit:
+        fixed += full.W.shape[0] * full.W.shape[1] + full.M.shape[0] * full.M.shape[1]
     per_target = 2 * n + 2 * r_max + 2 * n_alphas * n_test_max + (p if refit else 0) + 4 * n_alphas
     tb = batch_size(B, n_targets=T, per_target=per_target, fixed=fixed, max_memory=max_memory)
 
