@@ -64,24 +64,27 @@ def _reference_model(path):
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
 
 
+@functools.lru_cache(maxsize=4096)
+def _direct_pass(path, text, word):
+    """(last, mean) states of the final word of ``text``, each (n_states, hidden), one unpadded pass."""
+    tok, model = _reference_model(path)
+    lo = len(text) - len(word)  # characters of the final word
+    enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt")
+    off = enc.pop("offset_mapping")[0].tolist()
+    special = enc.pop("special_tokens_mask")[0].tolist()
+    mine = [t for t, ((a, b), sp) in enumerate(zip(off, special)) if not sp and b > a and b > lo and text[a:b].strip()]
+    assert mine, f"{word!r} has no tokens"
+    with torch.no_grad():
+        hs = model(**enc, output_hidden_states=True).hidden_states
+    return (torch.stack([h[0, mine[-1]] for h in hs]).numpy(),
+            torch.stack([h[0, mine].mean(0) for h in hs]).numpy())
+
+
 def direct_states(path, words, starts, pooling):
     """(n_states, n_words, hidden) float32: one unpadded pass per word over words[starts[i]..i]."""
-    tok, model = _reference_model(str(path))
     words = [w.strip() for w in words]
-    rows = []
-    for i, s in enumerate(starts):
-        text = " ".join(words[s : i + 1])
-        lo = len(text) - len(words[i])  # characters of word i
-        enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt")
-        off = enc.pop("offset_mapping")[0].tolist()
-        special = enc.pop("special_tokens_mask")[0].tolist()
-        mine = [t for t, ((a, b), sp) in enumerate(zip(off, special))
-                if not sp and b > a and b > lo and text[a:b].strip()]
-        assert mine, f"word {i} has no tokens"
-        with torch.no_grad():
-            hs = model(**enc, output_hidden_states=True).hidden_states
-        pick = mine[-1:] if pooling == "last" else mine
-        rows.append(torch.stack([h[0, pick].mean(0) for h in hs]).numpy())
+    k = 0 if pooling == "last" else 1
+    rows = [_direct_pass(str(path), " ".join(words[s : i + 1]), words[i])[k] for i, s in enumerate(starts)]
     return np.stack(rows, axis=1)
 
 

@@ -45,14 +45,18 @@ def run_passes(
     layers: Sequence[int],
     pooling: str,
     n_words: int,
-    batch_size: int,
+    batch_size: int | None,
     name: str,
     progress=None,
+    batch_tokens: int = 8192,
 ) -> np.ndarray:
     """Hidden states pooled per word, shape (len(layers), n_words, hidden) float32.
 
     Passes are sorted by token length (longest first, stable) and grouped
     ``batch_size`` at a time, so a batch is padded only to lengths close to its own.
+    With ``batch_size=None`` a batch holds as many passes as fit ``batch_tokens``
+    padded tokens (at least one): short windows then go through in large batches,
+    which keeps the matrix products big, while long ones cannot exhaust memory.
     ``pooling="last"`` takes the last sub-token of each target word; ``"mean"``
     averages its sub-tokens (in float32).
     """
@@ -60,8 +64,12 @@ def run_passes(
     pad_id = loaded.tokenizer.pad_token_id
     pad_id = 0 if pad_id is None else int(pad_id)
     out: np.ndarray | None = None
-    for lo in range(0, len(order), batch_size):
-        chunk = order[lo : lo + batch_size]
+    lo = 0
+    while lo < len(order):
+        longest = len(spans[order[lo]])
+        cap = batch_size if batch_size is not None else max(1, int(batch_tokens) // max(1, longest))
+        chunk = order[lo : lo + cap]
+        lo += len(chunk)
         bp = [passes[k] for k in chunk]
         bs = [spans[k] for k in chunk]
         width = max(len(s) for s in bs)

@@ -80,8 +80,10 @@ class HFEncoder:
         Context policy (see the module docstring for the exact contract).
     pooling : {"last", "mean"}
         Sub-token pooling within a word.
-    batch_size : int
-        Sequences per forward pass.
+    batch_size : int, optional
+        Sequences per forward pass. When ``None`` (default), batches are filled up
+        to ``batch_tokens`` padded tokens each (length-sorted, so short contexts
+        travel in large batches and long ones in small ones).
     device : str
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``...
     dtype : str or torch.dtype, optional
@@ -99,6 +101,9 @@ class HFEncoder:
         ``context="run"`` / ``"sentence"`` (see the module docstring).
     progress : bool, optional
         Show a progress bar over words; when ``None``, only if stderr is a terminal.
+    batch_tokens : int, optional
+        Padded-token budget of one batch when ``batch_size`` is ``None``; 8192 on
+        CPU and 32768 on a GPU by default.
 
     Attributes
     ----------
@@ -118,7 +123,7 @@ class HFEncoder:
         context_words: int = 32,
         context: str = "window",
         pooling: str = "last",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         device: str = "auto",
         dtype: Any = None,
         cache_dir: str | os.PathLike | None | bool = None,
@@ -126,6 +131,7 @@ class HFEncoder:
         trust_remote_code: bool = False,
         share_passes: bool = True,
         progress: bool | None = None,
+        batch_tokens: int | None = None,
     ) -> None:
         self.model = model
         self.layers = layers
@@ -140,6 +146,7 @@ class HFEncoder:
         self.trust_remote_code = trust_remote_code
         self.share_passes = share_passes
         self.progress = progress
+        self.batch_tokens = batch_tokens
 
     # -- validation -------------------------------------------------------------
     def _check_params(self) -> None:
@@ -152,8 +159,10 @@ class HFEncoder:
             or self.context_words < 1
         ):
             raise InputError(f"context_words={self.context_words!r} must be a positive integer")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise InputError(f"batch_size={self.batch_size!r} must be a positive integer")
+        for name in ("batch_size", "batch_tokens"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise InputError(f"{name}={v!r} must be a positive integer or None")
 
     def _layer_list(self, n_states: int) -> list[int]:
         if self.layers is None:
@@ -279,7 +288,10 @@ class HFEncoder:
                 )
         bar = self._progress_bar(len(seq))
         try:
-            values = run_passes(loaded, passes, spans, layers, self.pooling, len(seq), int(self.batch_size), name, bar)
+            budget_tokens = self.batch_tokens or (32768 if loaded.device.type == "cuda" else 8192)
+            values = run_passes(loaded, passes, spans, layers, self.pooling, len(seq),
+                                None if self.batch_size is None else int(self.batch_size), name, bar,
+                                batch_tokens=int(budget_tokens))
         finally:
             if bar is not None:
                 bar.close()
