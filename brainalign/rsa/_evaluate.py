@@ -204,6 +204,10 @@ def evaluate(sd: np.ndarray, sm: np.ndarray, method: str, stim_idx: np.ndarray |
     """
     N, n = sd.shape[0], sd.shape[-1]
     b = c.shape[0]
+    if stim_idx is None and not want_nc and b > 1:
+        # stimuli fixed and no ceiling: similarities do not depend on the sample
+        once, _ = evaluate(sd, sm, method, None, c[:1], False)
+        return np.broadcast_to(once, (b,) + once.shape[1:]), None
     if stim_idx is None:
         stim_idx = np.broadcast_to(np.arange(n), (b, n))
     if method in ("kendall_tau_a", "cka"):

@@ -1,9 +1,10 @@
 """Representational dissimilarity matrices from activity patterns.
 
 Every metric is computed from Gram matrices (one GEMM per set, batched over sets),
-never from (n_observations, p, p) arrays. The arithmetic runs in torch on the CPU or
-on the tensor's device; numpy input gives numpy output, torch input gives torch output.
-float64 input is computed in float64; float32 stays float32.
+never from (n_observations, p, p) arrays. Element-wise work runs in torch (on the
+tensor's device for torch input); the GEMMs of numpy input go to numpy's BLAS.
+numpy input gives numpy output, torch input gives torch output. float64 input is
+computed in float64; float32 stays float32.
 """
 from __future__ import annotations
 
