@@ -82,6 +82,7 @@ def test_eeg_runs_words_and_bads(eeg_root):
     assert abs(peak - 0.3) < 1e-9
 
 
+@pytest.mark.filterwarnings("ignore::brainalign.errors.DataQualityWarning")  # run 2's flat C3, tested above
 def test_eeg_filter_resample_and_word_column(eeg_root):
     rec, stim = load_bids(eeg_root, "01", "read", datatype="eeg", runs=[2], l_freq=0.5, h_freq=40.0, sfreq=100.0)
     assert rec.attrs["sfreq"] == 100.0 and rec.sizes["time"] == 1200 and rec.attrs["lowpass"] == 40.0

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import CorruptFileError, InputError, MissingDataError, MissingFieldError, ShapeMismatchError
 from .layout import inherited_sidecar, parse_entities
-from .nifti import load_header, n_volumes, read_masked
+from .nifti import load_header
 
 DEFAULT_CLEAN = dict(detrend=True, standardize="zscore_sample", high_pass=0.008, low_pass=None, filter="cosine")
 
@@ -181,7 +181,6 @@ def find_func_runs(
 def resolve_mask(mask: Any, runs: list[FuncRun], ref_img) -> tuple[np.ndarray | None, str | None]:
     """Boolean mask in the BOLD grid: user mask (file or image, resampled if needed), fMRIPrep brain masks, or None."""
     import nibabel as nib
-    from nilearn.image import resample_to_img
 
     if mask is None:
         masks = [r.mask for r in runs if r.mask is not None]

@@ -80,7 +80,6 @@ def _ieeg_positions(bids_path, ch_names: Sequence[str]) -> tuple[np.ndarray | No
 
 
 def _read_one(bp, datatype: str, picks, l_freq, h_freq, sfreq, high_gamma, notch):
-    import mne
     from mne_bids import read_raw_bids
 
     try:
