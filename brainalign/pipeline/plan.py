@@ -190,10 +190,18 @@ def layer_selection(ds, rec, stim, acts, cfg):
 # ---------------------------------------------------------------------- ceilings
 def loo_isc_ceilings(cfg: PipelineConfig, subjects: Sequence[str], task: str) -> dict[str, list[float]]:
     """Leave-one-out inter-subject correlation per participant and target."""
+    from ..errors import DataError
+
     data = {}
     for s in subjects:
-        rec = preprocess(load_participant(cfg.source, s, task)[0], cfg)
+        try:
+            rec = preprocess(load_participant(cfg.source, s, task)[0], cfg)
+        except DataError:  # an unusable participant (reported by its own task) joins no ceiling
+            continue
         data[s] = np.asarray(rec.values, dtype=np.float64)
+    subjects = list(data)
+    if len(subjects) < 3:
+        raise InputError(f"ceiling 'loo_isc' needs at least 3 usable participants, found {len(subjects)}")
     shapes = {v.shape for v in data.values()}
     if len(shapes) != 1:
         raise InputError(f"ceiling 'loo_isc' needs the same samples x targets for everyone; got shapes {sorted(shapes)}")
