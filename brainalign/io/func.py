@@ -90,9 +90,9 @@ def load_func(
         raise ShapeMismatchError(f"runs have different RepetitionTime values {trs}: load them separately")
     t_r = trs[0]
     off = frame_offset(frame_time)
-    if confounds == "auto":
-        confounds = "simple" if derivatives is not None else None
     opts = _clean_options(clean)
+    if isinstance(confounds, str) and confounds == "auto":
+        confounds = "simple" if derivatives is not None and opts is not None else None
     if opts is not None and confounds is not None and opts.get("high_pass") and not isinstance(confounds, dict):
         opts["high_pass"] = None  # fMRIPrep's cosine regressors already remove slow drifts
     if opts is not None:
