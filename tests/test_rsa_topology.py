@@ -176,3 +176,14 @@ def test_bad_levels_and_inputs():
         gt_transform(d + np.triu(np.ones_like(d)), 0.2, 0.8)
     with pytest.raises(InputError, match="fill"):
         geodesic(d, fill="mean")
+
+
+def test_inputs_are_not_modified_unlike_rsatoolbox(rdm_stack):
+    before = rdm_stack.copy()
+    gt_transform(rdm_stack, 0.2, 0.8)
+    geodesic(rdm_stack, 0.2, 0.8, rank=True)
+    np.testing.assert_array_equal(rdm_stack, before)
+    theirs = _rdms(rdm_stack[0])
+    vec = theirs.get_vectors().copy()
+    geotopological_transform(theirs, 0.2, 0.8)
+    assert not np.array_equal(theirs.get_vectors(), vec)  # rsatoolbox edits the caller's RDMs
