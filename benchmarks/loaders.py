@@ -145,7 +145,7 @@ def main() -> None:
         "",
         f"One fMRI run: {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} int16 voxels x {args.volumes} volumes, mask of "
         f"{info['n_mask']} voxels; the masked float32 data are {data_mb:.0f} MB. Best of {args.repeats} runs, each "
-        "reader in its own subprocess (peak RSS above the process after imports). Files were just written, so they "
+        "reader in its own subprocess (peak = VmHWM, reset after imports, minus the RSS after imports). Files were just written, so they "
         "are read from the page cache. Machine: 2 cores, shared with other jobs (noisy).",
         "",
         "| file | reader | file MB | seconds | MB/s (file) | vs bytes | peak MB above base | peak / data |",
