@@ -146,23 +146,31 @@ def _blocks(n: int, n_items: int) -> list[np.ndarray]:
 
 
 def _rsa_scores(X, Y, keep, regions: Mapping[str, np.ndarray], opts: Mapping[str, Any], word_level: bool):
-    """RSA of model patterns X against neural patterns Y per region -> (n_regions,)."""
+    """RSA of model patterns X against neural patterns Y per region -> (n_regions,).
+
+    Items are ``n_items`` contiguous blocks of samples (time points or words), each the
+    mean pattern of its block. Items whose model or neural pattern is constant (e.g.
+    silent stretches) are left out of that comparison.
+    """
     from .. import rsa
 
     Xk, Yk = X[keep], Y[keep]
     blocks = _blocks(Xk.shape[0], int(opts.get("n_items", 200)))
-    if word_level and Xk.shape[0] > int(opts.get("n_items", 200)):
-        pass  # words are averaged in contiguous blocks too: RDM of n_items items
+    metric = opts.get("metric", "correlation")
     Xi = np.stack([Xk[b].mean(0) for b in blocks])
-    model_rdm = np.asarray(rsa.rdm(Xi, metric=opts.get("metric", "correlation")))
-    model_rdm = _transform(model_rdm, opts)
+    ok_model = Xi.std(1) > 0
     out = []
     for name, cols in regions.items():
         if len(cols) < 2:
             out.append(np.nan)
             continue
         Yi = np.stack([Yk[b][:, cols].mean(0) for b in blocks])
-        neural = _transform(np.asarray(rsa.rdm(Yi, metric=opts.get("metric", "correlation"))), opts)
+        ok = ok_model & (Yi.std(1) > 0)
+        if ok.sum() < 4:
+            out.append(np.nan)
+            continue
+        model_rdm = _transform(np.asarray(rsa.rdm(Xi[ok], metric=metric)), opts)
+        neural = _transform(np.asarray(rsa.rdm(Yi[ok], metric=metric)), opts)
         out.append(float(rsa.compare(model_rdm, neural, method=opts.get("compare", "spearman"))))
     return np.asarray(out, dtype=np.float64)
 

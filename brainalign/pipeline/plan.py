@@ -173,11 +173,19 @@ def layer_selection(ds, rec, stim, acts, cfg):
     folds = make_outer_cv(cfg.scoring.cv.kind, int(keep.sum()), runs[keep], cfg.scoring.cv.n_folds, groups)
     layers = np.asarray(ds["layer"].values)
     if sel == "rsa":
-        from ..rsa import identify_layer as rsa_identify
+        from .. import rsa
 
-        res = rsa_identify(designs, Y[keep])
-        best = np.atleast_1d(np.asarray(res["best"] if isinstance(res, dict) else res))
-        ds["rsa_layer_id"] = ((), int(layers[int(best[0])]))
+        o = cfg.scoring.rsa
+        blocks = [b for b in np.array_split(np.arange(int(keep.sum())), min(o.n_items, int(keep.sum()))) if b.size]
+        Yk = Y[keep]
+        brain = np.asarray(rsa.rdm(np.stack([Yk[b].mean(0) for b in blocks]), metric=o.metric))
+        model = np.stack([np.asarray(rsa.rdm(np.stack([d[b].mean(0) for b in blocks]), metric=o.metric)) for d in designs])
+        res = rsa.identify_layer(brain, model, method=o.compare, gt=((o.lower, o.upper),) if o.transform != "none" else None,
+                                 transform=o.transform if o.transform != "none" else "gt", layer_names=list(layers),
+                                 over="stimuli", n_bootstrap=200, seed=cfg.scoring.seed)
+        best = res.settings[-1]
+        ds["rsa_layer_id"] = ((), int(best.best_layer))
+        ds["rsa_layer_p_best"] = (("layer",), np.asarray(best.p_best, dtype=float))
         return ds
     from ..encoding.layer_id import identify_layer, layer_kernels
 
