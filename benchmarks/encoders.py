@@ -151,8 +151,8 @@ def main() -> None:
         if args.big_batch:
             t_big, big = best_of(lambda: plain_loop(minilm, windows(w, args.k), args.big_batch), args.repeat)
             check(big, anchor, "anchor with big batches")
-            rows.append((f"same, anchor with batch {args.big_batch} (in text order, padded per batch)",
-                         t_big, t_ours, 1.5, err, peak_rss_mb()))
+            rows.append((f"same, anchor with batch {args.big_batch} (in text order, padded per batch; reference)",
+                         t_big, t_ours, None, err, peak_rss_mb()))
 
         # 3. cached re-run of (1)
         cache = tmp / "cache"
@@ -181,12 +181,12 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
-    print("| comparison | anchor (s) | brainalign (s) | speed-up | target | max rel. diff | peak RSS (MB) |")
+    print("| comparison | anchor (s) | brainalign (s) | speed-up | target | max rel. diff | process peak RSS so far (MB) |")
     print("|---|---|---|---|---|---|---|")
     for name, ta, to, target, err, rss in rows:
         ratio = ta / to
-        flag = "met" if ratio >= target else "NOT met"
-        print(f"| {name} | {ta:.3f} | {to:.4f} | {ratio:.1f}x | >= {target:g}x ({flag}) | {err:.1e} | {rss:.0f} |")
+        goal = "-" if target is None else f">= {target:g}x ({'met' if ratio >= target else 'NOT met'})"
+        print(f"| {name} | {ta:.3f} | {to:.4f} | {ratio:.1f}x | {goal} | {err:.1e} | {rss:.0f} |")
 
 
 if __name__ == "__main__":

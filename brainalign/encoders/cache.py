@@ -46,6 +46,7 @@ __all__ = [
 ENTRIES = "activations"
 FINGERPRINTS = "fingerprints"
 FORMAT = 1
+_PROCESS_MEMO: dict[tuple, str] = {}  # (folder, file stamps) -> fingerprint, for this process
 
 
 class CacheWarning(UserWarning):
@@ -214,6 +215,10 @@ def fingerprint_folder(folder: Path, cache_dir: str | os.PathLike | None | bool 
     ``cache_dir=False`` disables the memo.
     """
     folder = Path(folder).resolve()
+    files = model_files(folder)
+    stamps = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if (folder, stamps) in _PROCESS_MEMO:
+        return _PROCESS_MEMO[(folder, stamps)]
     memo_path = None
     memo: dict[str, Any] = {}
     if cache_dir is not False:
@@ -222,9 +227,8 @@ def fingerprint_folder(folder: Path, cache_dir: str | os.PathLike | None | bool 
     outer = hashlib.sha256()
     fresh: dict[str, Any] = {}
     changed = False
-    for f in model_files(folder):
-        st = f.stat()
-        stamp = [st.st_size, st.st_mtime_ns]
+    for f, (_, size, mtime) in zip(files, stamps):
+        stamp = [size, mtime]
         known = memo.get(f.name)
         if isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("sha256"), str):
             digest = known["sha256"]
@@ -238,7 +242,8 @@ def fingerprint_folder(folder: Path, cache_dir: str | os.PathLike | None | bool 
             atomic_write_bytes(memo_path, _json_bytes(fresh))
         except OSError:
             pass  # a read-only cache still works, only slower
-    return outer.hexdigest()
+    _PROCESS_MEMO[(folder, stamps)] = outer.hexdigest()
+    return _PROCESS_MEMO[(folder, stamps)]
 
 
 # -- listing and cleaning (for ``brainalign cache ls|du|clear``) ------------------
