@@ -15,6 +15,7 @@ from brainalign.errors import (
     ConstantSignalError,
     CorruptFileError,
     DataQualityWarning,
+    InputError,
     MissingDataError,
     MissingFieldError,
 )
@@ -291,3 +292,22 @@ def test_time_round_trip_and_words_from_textgrids(dataset, tmp_path):
     np.testing.assert_allclose(Xm[3, 0], Xm[4, 0], rtol=1e-6)
     with pytest.raises(MissingDataError, match=r"words has no entry for run '2'"):
         load_bids(dataset, "01", "listen", mask=small_mask(), words={"1": tgs["1"]})
+
+
+def test_sessions_are_resolved_or_asked_for(tmp_path):
+    root = make_dataset(tmp_path / "b", subjects=("01",), n_vol=(20,))
+    func = root / "sub-01" / "func"
+    for ses in ("a", "b"):
+        d = root / "sub-01" / f"ses-{ses}" / "func"
+        d.mkdir(parents=True)
+        for f in func.iterdir():
+            (d / f.name.replace("sub-01_", f"sub-01_ses-{ses}_")).write_bytes(f.read_bytes())
+    for f in func.iterdir():
+        f.unlink()
+    func.rmdir()
+    with pytest.raises(InputError, match=r"sub-01 has sessions \['a', 'b'\]: pass session="):
+        load_bids(root, "01", "listen", mask=small_mask(), clean=False)
+    with pytest.raises(MissingDataError, match=r"no session 'c' \(sessions: a, b\)"):
+        load_bids(root, "01", "listen", session="c", mask=small_mask())
+    rec, stim = load_bids(root, "01", "listen", session="ses-b", mask=small_mask(), clean=False)
+    assert rec.attrs["session"] == "b" and "ses-b" in rec.attrs["sources"][0] and len(stim) == 60
