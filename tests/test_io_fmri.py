@@ -21,6 +21,8 @@ from brainalign.errors import (
 )
 from brainalign.io import list_runs, list_subjects, list_tasks, load_bids, read_masked, to_nifti
 
+pytestmark = pytest.mark.filterwarnings("ignore:Cosine filter was not created:UserWarning")  # short test runs
+
 SHAPE = (6, 7, 5)
 TR = 2.0
 AFFINE = np.diag([3.0, 3.0, 3.5, 1.0])

@@ -88,8 +88,8 @@ def _bold_candidates(base: Path, sub: str, ses: str | None, task: str, desc: str
     if not d.is_dir():
         return out
     for p in sorted(d.iterdir()):
-        if not (p.name.endswith(".nii.gz") or p.name.endswith(".nii")):
-            continue
+        if not (p.name.endswith("_bold.nii.gz") or p.name.endswith("_bold.nii")):
+            continue  # CIFTI (.dtseries.nii) and GIFTI surfaces are not volumes
         e = parse_entities(p.name)
         if e.get("suffix") != "bold" or e.get("task") != task:
             continue
