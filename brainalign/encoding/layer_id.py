@@ -29,7 +29,8 @@ import numpy as np
 from ..errors import FitError, InputError, ShapeMismatchError
 
 DEFAULT_ALPHAS = np.logspace(-3, 4, 15)
-METHODS = ("unique", "unique_adjacent", "single")
+METHODS = ("unique", "unique_adjacent", "unique_pairwise", "single")
+REFERENCES = ("others", "adjacent", "pairwise")
 
 
 def contiguous_folds(n: int, n_folds: int) -> list[np.ndarray]:
@@ -176,9 +177,13 @@ def unique_variance_layers(
     Y : ndarray, shape (n, n_targets)
     folds, alphas, inner_folds
         As in :func:`kernel_ridge_cv_predict`.
-    reference : {"others", "adjacent"}
+    reference : {"others", "adjacent", "pairwise"}
         ``"others"``: unique R² of ``L`` = R²(all layers) − R²(all but ``L``).
         ``"adjacent"``: R²(L−1, L, L+1) − R²(L−1, L+1) (neighbours that exist).
+        ``"pairwise"``: min over ``M != L`` of R²(L, M) − R²(M): what ``L`` adds to
+        the layer that best stands in for it. Two-layer models avoid the dilution
+        of a joint model over all layers (one penalty for every layer), which makes
+        its fit worse than the best single layer's.
 
     Returns
     -------
@@ -191,8 +196,8 @@ def unique_variance_layers(
     Y = np.asarray(Y, dtype=kernels.dtype)
     if kernels.ndim != 3 or kernels.shape[1] != kernels.shape[2]:
         raise ShapeMismatchError(f"kernels must be (n_layers, n, n); got {kernels.shape}")
-    if reference not in ("others", "adjacent"):
-        raise InputError(f"reference={reference!r}: use 'others' or 'adjacent'")
+    if reference not in REFERENCES:
+        raise InputError(f"reference={reference!r}: use one of {REFERENCES}")
     if np.any(np.ptp(Y, axis=0) == 0):
         raise InputError("Y has constant columns: drop them before layer identification")
     n_l = kernels.shape[0]
@@ -210,10 +215,18 @@ def unique_variance_layers(
         for l in range(n_l):
             rest = [m for m in range(n_l) if m != l]
             unique[l] = joint - score(rest) if rest else joint
-    else:
+    elif reference == "adjacent":
         for l in range(n_l):
             nb = [m for m in (l - 1, l + 1) if 0 <= m < n_l]
             unique[l] = score(sorted(nb + [l])) - score(nb) if nb else single[l]
+    else:
+        pair = {}
+        for l in range(n_l):
+            for m in range(l + 1, n_l):
+                pair[l, m] = pair[m, l] = score([l, m])
+        for l in range(n_l):
+            gains = [pair[l, m] - single[m] for m in range(n_l) if m != l]
+            unique[l] = np.min(gains, axis=0) if gains else single[l]
     return {"single": single, "unique": unique, "joint": joint}
 
 
@@ -234,9 +247,11 @@ def identify_layer(
     Y : ndarray, shape (n, n_targets)
     folds : sequence of int arrays
         Outer CV test folds.
-    method : {"unique", "unique_adjacent", "single"}
-        ``"unique"`` (recommended): arg-max of the unique R² against all other
-        layers; ``"unique_adjacent"``: against the neighbouring layers;
+    method : {"unique", "unique_adjacent", "unique_pairwise", "single"}
+        ``"unique"``: arg-max of the unique R² against all other layers;
+        ``"unique_adjacent"``: against the neighbouring layers;
+        ``"unique_pairwise"``: against the best stand-in layer (see
+        :func:`unique_variance_layers`);
         ``"single"``: arg-max of single-layer R² (the usual, biased choice).
     groups : sequence, shape (n_targets,), optional
         Target groups (e.g. voxels of one region): scores are averaged within a
@@ -251,7 +266,7 @@ def identify_layer(
     """
     if method not in METHODS:
         raise InputError(f"method={method!r}: use one of {METHODS}")
-    ref = "adjacent" if method == "unique_adjacent" else "others"
+    ref = {"unique_adjacent": "adjacent", "unique_pairwise": "pairwise"}.get(method, "others")
     res = unique_variance_layers(kernels, Y, folds, alphas, inner_folds, reference=ref)
     crit = res["single"] if method == "single" else res["unique"]
     if groups is None:

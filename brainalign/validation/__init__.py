@@ -1,0 +1,1 @@
+"""Validation studies on real recordings and simulations (issue 7)."""
