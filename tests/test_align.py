@@ -250,6 +250,11 @@ def test_word_epochs_lock_to_words():
     assert ep.shape == (3, 3, 41)
     peak = ep["lag"].values[np.argmax(ep.values.mean(axis=(0, 1)))]
     assert np.isclose(peak, 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = word_epochs(rec, stim, tmin=-0.1, tmax=0.3, keep_all=True)
+    assert full.shape == (5, 3, 41) and np.isnan(full.values[[0, 2]]).all()
+    np.testing.assert_array_equal(full.values[[1, 3, 4]], ep.sel(word=[1, 3, 4]).values)
 
 
 @settings(max_examples=25, deadline=None)

@@ -138,6 +138,7 @@ def word_epochs(
     tmax: float = 0.8,
     baseline: tuple | None = None,
     word_time: str | float = "onset",
+    keep_all: bool = False,
 ) -> xr.DataArray:
     """Word-locked epochs cut with :class:`mne.Epochs`, run by run.
 
@@ -151,13 +152,17 @@ def word_epochs(
     baseline : tuple or None
         Passed to :class:`mne.Epochs` (e.g. ``(None, 0)``); None for none.
     word_time : {"onset", "midpoint"} or float
+    keep_all : bool
+        Return one epoch per stimulus row, NaN where a word has no full epoch,
+        instead of dropping those words.
 
     Returns
     -------
     xarray.DataArray, dims ("word", "target", "lag"), shape (n_kept, n_targets, n_times)
         Coordinate ``word`` holds the stimulus row of each epoch: words whose
         window leaves their run, or that fall on the same sample as an earlier
-        word, are dropped (one warning counts them). ``lag`` is in seconds.
+        word, are dropped (one warning counts them) unless ``keep_all``.
+        ``lag`` is in seconds.
     """
     import mne
 
@@ -198,9 +203,13 @@ def word_epochs(
     if kept.size < n_total:
         warnings.warn(
             f"{n_total - kept.size} of {n_total} words have no full epoch ({tmin}..{tmax} s) in their run "
-            "or share a sample with an earlier word; they are left out",
+            f"or share a sample with an earlier word; they are {'NaN' if keep_all else 'left out'}",
             stacklevel=2,
         )
+    if keep_all:
+        full = np.full((n_total,) + arr.shape[1:], np.nan, dtype=np.result_type(arr.dtype, np.float32))
+        full[kept] = arr
+        arr, kept = full, np.arange(n_total)
     return xr.DataArray(
         arr,
         dims=("word", "target", "lag"),
