@@ -299,3 +299,17 @@ def test_rerun_is_bit_identical_without_cache(tiny_gpt2):
         b = HFEncoder(model=tiny_gpt2, context_words=6, cache_dir=False).encode(WORDS)
     assert isinstance(b, xr.DataArray)
     np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_real_alice_words_with_surrounding_spaces(shared_data, minilm):
+    table = pd.read_csv(shared_data / "alice-fmri" / "stimulus" / "words.tsv", sep="\t", keep_default_na=False)
+    raw = table["word"].tolist()
+    assert raw[723] == "and " and raw[804] == "I "  # the real file's quirks
+    part = pd.DataFrame({"word": raw[718:728] + raw[799:808], "run": 1})
+    part = pd.concat([part, pd.DataFrame({"word": raw[1643:1650], "run": 2})], ignore_index=True)
+    acts = HFEncoder(context_words=6, layers=[0, 6], cache_dir=False).encode(part)
+    text = acts.coords["text"].values
+    assert text[723 - 718] == "and" and text[10 + 804 - 799] == "I" and text[19 + 1647 - 1643] == "what"
+    starts = acts.coords["context_start"].values
+    assert starts[19] == 19  # the second run starts afresh
+    assert_close(acts.values, direct_states(minilm, part["word"].tolist(), starts, "last")[[0, 6]])
