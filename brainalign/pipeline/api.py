@@ -28,10 +28,15 @@ def default_method(modality: str) -> str:
 
 
 def _zscore(a: np.ndarray) -> np.ndarray:
+    """Column z-score ignoring NaN; NaN cells become 0 (the column mean)."""
     a = np.asarray(a, dtype=np.float64)
-    sd = a.std(0)
-    sd[sd == 0] = 1.0
-    return (a - a.mean(0)) / sd
+    if a.ndim == 1:
+        a = a[:, None]
+    with np.errstate(invalid="ignore"):
+        mu, sd = np.nanmean(a, 0), np.nanstd(a, 0)
+    mu = np.nan_to_num(mu)
+    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+    return np.nan_to_num((a - mu) / sd)
 
 
 def neural_samples(recording: xr.DataArray, stimulus: pd.DataFrame, method: str, *, tmin=0.2, tmax=0.6):
