@@ -162,7 +162,7 @@ def test_meeg_cli_finds_planted_channels(tmp_path, cache, fast_cfg, modality):
 
 
 @pytest.mark.slow
-def test_kill_and_resume(fmri, cache, fast_cfg, tmp_path):
+def test_kill_and_resume(fmri, fmri_out, cache, fast_cfg, tmp_path):
     root, truth = fmri
     out = tmp_path / "out"
     env = dict(ENV, BRAINALIGN_CACHE=str(cache))
@@ -182,6 +182,9 @@ def test_kill_and_resume(fmri, cache, fast_cfg, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "already up to date" in res.stdout
     assert (out / "sub-02" / "func" / "sub-02_task-story_desc-MiniLM_scores.json").is_file()
+    # a fresh computation in another process gives the same bytes as the reference run
+    for name in ("sub-01_task-story_desc-MiniLM_scores.tsv", "sub-01_task-story_desc-MiniLML03_stat-r_statmap.nii.gz"):
+        assert (out / "sub-01" / "func" / name).read_bytes() == (fmri_out / "sub-01" / "func" / name).read_bytes()
 
 
 def test_dask_local_cluster_equals_serial(fmri, fmri_out, cache, fast_cfg, tmp_path, monkeypatch):
