@@ -94,16 +94,6 @@ def _unit_weighted(R: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.divide(Rc, norm, out=np.zeros_like(Rc), where=norm > 0)
 
 
-def _rank_rows(P: np.ndarray, w: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
-    """Weighted ranks of rows of P; ``hint`` (a sort order of a similar row) makes
-    each row nearly sorted, which the stable sort exploits."""
-    if hint is None:
-        order = np.argsort(P, axis=-1)
-    else:
-        order = hint[np.argsort(P[:, hint], axis=-1, kind="stable")]
-    return K.weighted_rank(P, w, order=order)
-
-
 def _spearman(X: np.ndarray, order: np.ndarray, W: np.ndarray, c: np.ndarray, n_data: int,
               want_nc: bool):
     """Spearman, one sample at a time on the pairs it actually contains.
@@ -111,8 +101,7 @@ def _spearman(X: np.ndarray, order: np.ndarray, W: np.ndarray, c: np.ndarray, n_
     ``order`` (K, m) sorts each row of X once; a sample keeps the pairs of weight
     > 0 (about 40% of them in a stimulus bootstrap), and its weighted ranks come
     from the restricted order without sorting. The pooled ranks of the noise
-    ceiling are re-ranked (as rsatoolbox does), the leave-one-out ones using the
-    full pool's order as a hint.
+    ceiling are re-ranked, as rsatoolbox does.
     """
     b = W.shape[0]
     Kn = X.shape[0]
@@ -139,13 +128,12 @@ def _spearman(X: np.ndarray, order: np.ndarray, W: np.ndarray, c: np.ndarray, n_
         total = ci @ Rd
         csum = ci.sum()
         p_all = (total / csum)[None]
-        hint = np.argsort(p_all[0])
-        up = Ud @ _unit_weighted(K.weighted_rank(p_all, wk, order=hint[None]), wk)[0]
+        up = Ud @ _unit_weighted(K.weighted_rank(p_all, wk, order=np.argsort(p_all, axis=-1)), wk)[0]
         drawn = np.flatnonzero((ci > 0) & (csum - ci > 0))
         upper = (ci * up).sum() / csum
         if drawn.size:
             p_lo = (total[None] - ci[drawn, None] * Rd[drawn]) / (csum - ci[drawn])[:, None]
-            lo_u = _unit_weighted(_rank_rows(p_lo, wk, hint), wk)
+            lo_u = _unit_weighted(K.weighted_rank(p_lo, wk, order=np.argsort(p_lo, axis=-1)), wk)
             lo = np.einsum("sm,sm->s", Ud[drawn], lo_u)
             lower = (ci[drawn] * lo).sum() / ci[drawn].sum()
         else:

@@ -52,15 +52,18 @@ def weighted_rank(values: np.ndarray, weights: np.ndarray | None = None,
         return rankdata(values, method="average", axis=-1)
     values = np.asarray(values, dtype=np.float64)
     shape = values.shape
-    w = np.ones(shape) if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64), shape)
     v = values.reshape(-1, shape[-1])
-    w = w.reshape(-1, shape[-1])
     if order is None:
         order = np.argsort(v, axis=-1)
     else:
         order = order.reshape(-1, shape[-1])
     vs = np.take_along_axis(v, order, axis=-1)
-    ws = np.take_along_axis(w, order, axis=-1)
+    w = np.ones(shape[-1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.ndim == 1 or (w.ndim == 2 and w.shape[0] == 1):
+        ws = w.reshape(-1)[order]  # one weight vector shared by all rows
+    else:
+        w = np.broadcast_to(w, shape).reshape(-1, shape[-1])
+        ws = np.take_along_axis(w, order, axis=-1)
     ranks = np.empty_like(vs)
     np.put_along_axis(ranks, order, ranks_from_sorted(vs, ws), axis=-1)
     return ranks.reshape(shape)
