@@ -138,6 +138,21 @@ def test_primal_and_dual_paths_agree():
     np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("criterion", ["mse", "r"])
+def test_folded_validation_maps_give_the_same_scores(criterion):
+    from brainalign.encoding._backend import resolve_backend
+    from brainalign.encoding._solver import ridge_cv
+    from brainalign.encoding._splits import make_splits
+
+    X, Y = make_data(90, 120, 15, seed=12, centre=False)
+    B = resolve_backend("numpy", "float64")
+    kw = dict(criterion=criterion, fit_intercept=True)
+    a = ridge_cv(B, X, Y, make_splits(5, 90), ALPHAS, fold_maps=False, **kw)
+    b = ridge_cv(B, X, Y, make_splits(5, 90), ALPHAS, fold_maps=True, **kw)
+    np.testing.assert_allclose(a.cv_scores, b.cv_scores, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(a.alpha_index, b.alpha_index)
+
+
 def test_tiny_memory_budget_batches_targets_with_same_result():
     X, Y = make_data(100, 30, 40, seed=7, centre=False)
     big = RidgeCV(alphas=ALPHAS, dtype="float64").fit(X, Y)

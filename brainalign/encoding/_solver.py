@@ -205,12 +205,18 @@ def _validation_scores(
     n_alphas: int,
     criterion: str,
     fit_intercept: bool,
+    folded: bool,
 ) -> Any:
-    """Scores (n_alphas, batch) of one fold: negative MSE or Pearson r."""
+    """Scores (n_alphas, batch) of one fold: negative MSE or Pearson r.
+
+    ``Aw`` is the stacked validation map, either on the spectral coefficients
+    (``(a * n_test, r)``, then ``c = W.T @ Y_train`` is formed) or, when
+    ``folded``, already multiplied by ``W.T`` (``(a * n_test, n_train)``).
+    """
     tr, te = B.index(d.train), B.index(d.test)
     Ytr = Yb[tr]
     Yte = Yb[te]
-    c = d.W.T @ Ytr  # (r, b)
+    c = Ytr if folded else d.W.T @ Ytr
     if fit_intercept:
         Yte = Yte - Ytr.mean(0)
     n_te = Yte.shape[0]
@@ -224,6 +230,18 @@ def _validation_scores(
     num = (P * yc[None]).sum(1)
     den = (B.sumsq(P, 1) * (yc * yc).sum(0)[None]) ** 0.5
     return num / den
+
+
+def fold_is_cheaper(n_alphas: int, n_test: int, n_train: int, rank: int, n_targets: int) -> bool:
+    """Whether multiplying a fold's validation map by ``W.T`` once saves work.
+
+    Per target, the unfolded path costs ``n_train * r + a * n_test * r``
+    multiply-adds and the folded one ``a * n_test * n_train`` (fewer when
+    ``r`` is close to ``n_train``, as in the dual); folding itself costs
+    ``a * n_test * r * n_train`` once, so it pays only for enough targets.
+    """
+    saved = n_targets * (n_train * rank + n_alphas * n_test * rank - n_alphas * n_test * n_train)
+    return saved > n_alphas * n_test * rank * n_train
 
 
 def _ridge_cv(
@@ -240,6 +258,7 @@ def _ridge_cv(
     refit: bool = True,
     folds: list[Decomposition] | None = None,
     full: Decomposition | None = None,
+    fold_maps: bool | None = None,
 ) -> RidgePath:
     """Cross-validate one alpha per target, then refit on all samples.
 
@@ -262,6 +281,9 @@ def _ridge_cv(
     refit : bool
         Also return coefficients (and intercepts) for the chosen alphas.
     folds, full : precomputed decompositions to reuse (banded ridge).
+    fold_maps : bool, optional
+        Multiply each validation map by ``W.T`` up front (see
+        :func:`fold_is_cheaper`, used when None).
 
     Returns
     -------
@@ -281,10 +303,13 @@ def _ridge_cv(
     del Xb
 
     # fold-wise stacked validation maps: (n_alphas * n_test, r)
-    Aws = []
+    Aws, folded = [], []
     for d in folds:
         w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
-        Aws.append((d.A[None, :, :] * w[:, None, :]).reshape(n_alphas * d.A.shape[0], d.rank))
+        Aw = (d.A[None, :, :] * w[:, None, :]).reshape(n_alphas * d.A.shape[0], d.rank)
+        fold = fold_is_cheaper(n_alphas, d.A.shape[0], d.W.shape[0], d.rank, T) if fold_maps is None else fold_maps
+        Aws.append(Aw @ d.W.T if fold else Aw)
+        folded.append(fold)
     w_full = penalty_weights(B, full.s2, alphas_sorted) if refit else None
 
     r_max = max([d.rank for d in folds] + ([full.rank] if refit else [0]))
@@ -313,8 +338,8 @@ def _ridge_cv(
             mu = Yb.mean(0)
             Yb = Yb - mu
         acc = None
-        for d, Aw in zip(folds, Aws):
-            s = _validation_scores(B, d, Aw, Yb, n_alphas, criterion, fit_intercept)
+        for d, Aw, fold in zip(folds, Aws, folded):
+            s = _validation_scores(B, d, Aw, Yb, n_alphas, criterion, fit_intercept, fold)
             s = B.to_numpy(s).astype(np.float64)
             acc = s if acc is None else acc + s
         acc /= len(folds)
