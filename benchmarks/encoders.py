@@ -123,7 +123,7 @@ def check(ours: np.ndarray, anchor: np.ndarray, what: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--words", type=int, default=1000, help="words for the MiniLM window benchmark")
-    ap.add_argument("--causal-words", type=int, default=600, help="words for the causal run benchmark")
+    ap.add_argument("--causal-words", type=int, default=300, help="words for the causal run benchmark")
     ap.add_argument("--k", type=int, default=20, help="window size in words")
     ap.add_argument("--batch-size", type=int, default=32, help="the anchor's batch size (sequences)")
     ap.add_argument("--big-batch", type=int, default=256,

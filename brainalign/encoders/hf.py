@@ -225,6 +225,8 @@ class HFEncoder:
         arrays: dict[int, np.ndarray] = {}
         starts = None
         meta = cache.read_meta(key) if cache is not None else None
+        if meta is not None and not isinstance(meta.get("attrs"), dict):
+            meta = None  # an unreadable description: rebuild the entry
         if meta is not None:
             starts = cache.read_array(key, "context-start", shape=(len(seq),))
             for layer in layers:
