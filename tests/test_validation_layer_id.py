@@ -34,6 +34,20 @@ def test_kernel_ridge_matches_sklearn_ridge_with_intercept():
             np.testing.assert_allclose(pred[te], ref, rtol=1e-7, atol=1e-8)
 
 
+def test_kernel_r_matches_encoding_module():
+    from brainalign.encoding import cross_validated_scores
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120, 30))
+    Y = X @ rng.normal(size=(30, 4)) + 3 * rng.normal(size=(120, 4))
+    folds = contiguous_folds(120, 4)
+    alphas = np.array([100.0])  # the kernel is X X^T / p: primal alpha = p * kernel alpha
+    ours = unique_variance_layers(layer_kernels([X, X[:, ::-1]]), Y, folds, alphas=alphas)["single_r"][0]
+    splits = [(np.setdiff1d(np.arange(120), te), te) for te in folds]
+    ref = cross_validated_scores(X, Y, outer_cv=splits, alphas=[100.0 * 30], return_predictions=False).r
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
 def test_alpha_selection_prefers_strong_penalty_for_noise():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(80, 40))
@@ -66,9 +80,11 @@ def test_unique_variance_finds_planted_layer(planted):
     assert res["best"].tolist() == [planted]
     assert res["score"].shape == (5, 1) and res["unique"].shape == (5, 8)
     # the planted layer adds variance the others cannot give; a non-generating layer adds none
-    uv = unique_variance_layers(K, Y, folds)
+    uv = unique_variance_layers(K, Y, folds, criterion="r2")
     others = np.delete(uv["unique"].mean(axis=1), planted)
     assert uv["unique"][planted].mean() > 0.03 and np.all(others < 0.01)
+    np.testing.assert_array_equal(uv["unique"], uv["unique_r2"])
+    assert uv["single_r"].shape == (5, 8) and np.all(uv["single_r"] <= 1)
     for method in ("unique_adjacent", "unique_pairwise", "single"):
         assert identify_layer(K, Y, folds, method=method, groups=np.zeros(8, int))["best"].tolist() == [planted]
 
@@ -79,6 +95,8 @@ def test_identify_layer_checks_input():
     K = layer_kernels(layers)
     Y = rng.normal(size=(40, 2))
     folds = contiguous_folds(40, 4)
+    with pytest.raises(InputError, match="criterion"):
+        identify_layer(K, Y, folds, criterion="mse")
     with pytest.raises(InputError, match="method"):
         identify_layer(K, Y, folds, method="best")
     with pytest.raises(ShapeMismatchError):

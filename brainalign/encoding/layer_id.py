@@ -150,14 +150,18 @@ def kernel_ridge_cv_predict(
     return pred, chosen
 
 
-def _r2(pred: np.ndarray, Y: np.ndarray, folds) -> np.ndarray:
-    """Mean over folds of the per-fold coefficient of determination, (n_targets,)."""
-    out = []
+def _fold_scores(pred: np.ndarray, Y: np.ndarray, folds) -> np.ndarray:
+    """Means over folds of the per-fold Pearson r and R², shape (2, n_targets)."""
+    r, r2 = [], []
     for te in folds:
-        y = Y[te]
-        ss = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-        out.append(1 - ((pred[te] - y) ** 2).sum(axis=0) / np.where(ss > 0, ss, np.nan))
-    return np.nanmean(out, axis=0)
+        y, p = Y[te], pred[te]
+        yc, pc = y - y.mean(axis=0), p - p.mean(axis=0)
+        ss = (yc ** 2).sum(axis=0)
+        den = np.sqrt(ss * (pc ** 2).sum(axis=0))
+        r.append(np.where(den > 0, (yc * pc).sum(axis=0) / np.where(den > 0, den, 1), np.nan))
+        r2.append(1 - ((p - y) ** 2).sum(axis=0) / np.where(ss > 0, ss, np.nan))
+    with np.errstate(all="ignore"):
+        return np.stack([np.nanmean(r, axis=0), np.nanmean(r2, axis=0)])
 
 
 def unique_variance_layers(
@@ -167,8 +171,9 @@ def unique_variance_layers(
     alphas: np.ndarray = DEFAULT_ALPHAS,
     inner_folds: int = 5,
     reference: str = "others",
+    criterion: str = "r",
 ) -> dict[str, np.ndarray]:
-    """Cross-validated single-layer, joint and unique R² for every layer.
+    """Cross-validated single-layer, joint and unique scores for every layer.
 
     Parameters
     ----------
@@ -184,13 +189,19 @@ def unique_variance_layers(
         the layer that best stands in for it. Two-layer models avoid the dilution
         of a joint model over all layers (one penalty for every layer), which makes
         its fit worse than the best single layer's.
+    criterion : {"r", "r2"}
+        Score of a model: mean over outer folds of the per-fold Pearson r, or of
+        the per-fold R². Differences of r are the robust choice at low SNR, where
+        heavily shrunk predictions leave every R² near or below zero.
 
     Returns
     -------
     dict
-        ``single`` (n_layers, n_targets) R² of each layer alone; ``unique``
-        (n_layers, n_targets); ``joint`` (n_targets,) R² of all layers (for
-        ``"others"``; NaN for ``"adjacent"``).
+        ``single`` (n_layers, n_targets) score of each layer alone; ``unique``
+        (n_layers, n_targets) score gained by adding the layer; ``joint``
+        (n_targets,) score of all layers (``"others"`` only, else NaN), all under
+        ``criterion``; the same under both criteria as ``single_r``,
+        ``unique_r``, ``joint_r``, ``single_r2``, ``unique_r2``, ``joint_r2``.
     """
     kernels = np.asarray(kernels)
     Y = np.asarray(Y, dtype=kernels.dtype)
@@ -198,18 +209,20 @@ def unique_variance_layers(
         raise ShapeMismatchError(f"kernels must be (n_layers, n, n); got {kernels.shape}")
     if reference not in REFERENCES:
         raise InputError(f"reference={reference!r}: use one of {REFERENCES}")
+    if criterion not in ("r", "r2"):
+        raise InputError(f"criterion={criterion!r}: use 'r' or 'r2'")
     if np.any(np.ptp(Y, axis=0) == 0):
         raise InputError("Y has constant columns: drop them before layer identification")
     n_l = kernels.shape[0]
 
-    def score(idx) -> np.ndarray:
+    def score(idx) -> np.ndarray:  # (2, n_targets): r, R²
         K = kernels[list(idx)].sum(axis=0) / len(idx)
         pred, _ = kernel_ridge_cv_predict(K, Y, folds, alphas, inner_folds)
-        return _r2(pred, Y, folds)
+        return _fold_scores(pred, Y, folds)
 
-    single = np.stack([score([l]) for l in range(n_l)])
+    single = np.stack([score([l]) for l in range(n_l)])  # (n_layers, 2, n_targets)
     unique = np.zeros_like(single)
-    joint = np.full(Y.shape[1], np.nan)
+    joint = np.full((2, Y.shape[1]), np.nan)
     if reference == "others":
         joint = score(range(n_l))
         for l in range(n_l):
@@ -227,7 +240,12 @@ def unique_variance_layers(
         for l in range(n_l):
             gains = [pair[l, m] - single[m] for m in range(n_l) if m != l]
             unique[l] = np.min(gains, axis=0) if gains else single[l]
-    return {"single": single, "unique": unique, "joint": joint}
+    out = {}
+    for i, name in enumerate(("r", "r2")):
+        out.update({f"single_{name}": single[:, i], f"unique_{name}": unique[:, i], f"joint_{name}": joint[i]})
+    c = criterion
+    out.update(single=out[f"single_{c}"], unique=out[f"unique_{c}"], joint=out[f"joint_{c}"])
+    return out
 
 
 def identify_layer(
@@ -238,6 +256,7 @@ def identify_layer(
     groups: Sequence | None = None,
     alphas: np.ndarray = DEFAULT_ALPHAS,
     inner_folds: int = 5,
+    criterion: str = "r",
 ) -> dict[str, np.ndarray]:
     """Pick the layer that best explains each target (or each group of targets).
 
@@ -256,6 +275,8 @@ def identify_layer(
     groups : sequence, shape (n_targets,), optional
         Target groups (e.g. voxels of one region): scores are averaged within a
         group before the arg-max.
+    alphas, inner_folds, criterion
+        See :func:`unique_variance_layers`.
 
     Returns
     -------
@@ -267,7 +288,7 @@ def identify_layer(
     if method not in METHODS:
         raise InputError(f"method={method!r}: use one of {METHODS}")
     ref = {"unique_adjacent": "adjacent", "unique_pairwise": "pairwise"}.get(method, "others")
-    res = unique_variance_layers(kernels, Y, folds, alphas, inner_folds, reference=ref)
+    res = unique_variance_layers(kernels, Y, folds, alphas, inner_folds, reference=ref, criterion=criterion)
     crit = res["single"] if method == "single" else res["unique"]
     if groups is None:
         units = np.arange(crit.shape[1])

@@ -11,10 +11,12 @@ with Wilson 95 % intervals.
 Methods (all on the pipeline's design: Lanczos resampling, FIR delays 1-4, z-score)
 - ``argmax_r``: arg-max over layers of the region's mean cross-validated encoding r
   (:func:`brainalign.encoding.cross_validated_scores`, the pipeline's default).
-- ``unique`` / ``unique_adjacent``: arg-max of the unique variance of each layer
-  against all other layers / its neighbours
+- ``unique_*``: arg-max of what each layer adds to a model of all other layers
+  (``unique``), of its neighbours (``unique_adjacent``) or of its best stand-in
+  layer (``unique_pairwise``), scored in cross-validated r (``_r``) or R² (``_r2``,
+  classic variance partitioning)
   (:func:`brainalign.encoding.layer_id.unique_variance_layers`).
-- ``single_r2``: arg-max of single-layer R² from the same kernel code.
+- ``single_r`` / ``single_r2``: arg-max of single-layer r / R² from the same kernel code.
 - ``rsa`` and ``trsa_<kind>_<l>_<u>``: arg-max of Spearman similarity between the
   region's RDM over volumes and each layer's RDM (plain, GT or geodesic, :mod:`brainalign.rsa`).
 
@@ -35,7 +37,7 @@ import pandas as pd
 
 from .stats import markdown_table, wilson_interval
 
-FULL = dict(snrs=(0.25, 0.5, 1.0), seeds=tuple(range(8)))
+FULL = dict(snrs=(0.25, 0.5, 1.0), seeds=tuple(range(6)))
 QUICK = dict(snrs=(0.5,), seeds=(0, 1))
 LAYERS = tuple(range(7))
 TARGETS_PER_LAYER = 20
@@ -89,12 +91,13 @@ def identify_all(designs, Y, groups, runs) -> dict[str, np.ndarray]:
                                          return_predictions=False).r for X in designs])
     out["argmax_r"] = by_region(r)
     K = layer_kernels(designs)
-    others = unique_variance_layers(K, Y, folds, reference="others")
-    adjacent = unique_variance_layers(K, Y, folds, reference="adjacent")
-    out["single_r2"] = by_region(others["single"])
-    out["unique"] = by_region(others["unique"])
-    out["unique_adjacent"] = by_region(adjacent["unique"])
-    out["unique_pairwise"] = by_region(unique_variance_layers(K, Y, folds, reference="pairwise")["unique"])
+    for ref, label in (("others", "unique"), ("adjacent", "unique_adjacent"), ("pairwise", "unique_pairwise")):
+        res = unique_variance_layers(K, Y, folds, reference=ref)
+        if ref == "others":
+            out["single_r"] = by_region(res["single_r"])
+            out["single_r2"] = by_region(res["single_r2"])
+        out[f"{label}_r"] = by_region(res["unique_r"])
+        out[f"{label}_r2"] = by_region(res["unique_r2"])
     # volumes where a design row is constant (before the first word) have no correlation distance
     ok = np.all([np.ptp(X, axis=1) > 0 for X in designs], axis=0)
     model = np.asarray(rsa.rdm(np.stack([X[ok] for X in designs]), metric="correlation"))  # (n_layers, n, n)
