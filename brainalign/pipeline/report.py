@@ -128,7 +128,11 @@ def participant_report(dsets, path) -> Path:
         body.append(f"<h2>model {html.escape(ds.attrs.get('model', ''))}, task {html.escape(ds.attrs.get('task', ''))}</h2>")
         if "r" in ds:
             fig, ax = plt.subplots(figsize=(5, 3.2))
-            plot_layers([ds], ax=ax)
+            plot_layers([ds], ax=ax, label="all targets")
+            sig = np.asarray((ds["p_fdr"] < 0.05).any("layer").values)
+            if 0 < sig.sum() < sig.size:
+                plot_layers([ds.isel(target=np.flatnonzero(sig))], ax=ax,
+                            label=f"targets with p_fdr < 0.05 at some layer (n={int(sig.sum())})")
             if "baseline_r" in ds:
                 ax.axhline(float(np.nanmean(ds["baseline_r"].values)), color="gray", ls="--", label="baseline")
                 ax.legend(fontsize=7)
@@ -186,9 +190,18 @@ def group_report(out_dir, by: dict, tables: dict) -> Path:
                 x = per_sub.mean("target", skipna=True).values  # (subject, layer)
                 m = np.nanmean(x, 0)
                 lo, hi = _ci_over(x, 0)
-                ax.plot(per_sub["layer"].values, m, marker="o", label=metric.replace("mean_", ""))
+                ax.plot(per_sub["layer"].values, m, marker="o", label=metric.replace("mean_", "") + ", all targets")
                 ax.fill_between(per_sub["layer"].values, lo, hi, alpha=0.2)
                 prof.append(metric)
+                pf = enc[enc.metric == ("p_fdr" if metric == "mean_r" else "p_fdr_delta_r")]
+                sig = sorted(set(pf[pf["value"] < 0.05]["target"]))
+                if 0 < len(sig) < per_sub.sizes["target"]:
+                    keep = np.isin(per_sub["target"].values.astype(str), sig)
+                    xs = per_sub.isel(target=np.flatnonzero(keep)).mean("target", skipna=True).values
+                    lo2, hi2 = _ci_over(xs, 0)
+                    ax.plot(per_sub["layer"].values, np.nanmean(xs, 0), marker="s",
+                            label=f"{metric.replace('mean_', '')}, group p_fdr < 0.05 targets (n={len(sig)})")
+                    ax.fill_between(per_sub["layer"].values, lo2, hi2, alpha=0.2)
             ax.set_xlabel("layer")
             ax.set_ylabel("mean over targets, 95% CI over participants")
             ax.axhline(0, color="k", lw=0.5)
