@@ -80,6 +80,9 @@ def test_output_shapes(stacks):
     full = compare(data, models, "pearson")
     assert full.shape == (4, 3)
     np.testing.assert_allclose(full[2, 1], compare(data[2], models[1], "pearson"), atol=1e-14)
+    import torch
+
+    np.testing.assert_allclose(compare(torch.from_numpy(data), torch.from_numpy(models), "pearson"), full)
 
 
 def test_nan_entries_are_left_out(stacks):
