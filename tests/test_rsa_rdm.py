@@ -95,6 +95,7 @@ def _crossnobis_by_definition(x, conditions, runs, prec):
     return out
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")  # inside rsatoolbox
 def test_crossnobis_matches_definition_and_rsatoolbox():
     from rsatoolbox.rdm import calc_rdm
 
