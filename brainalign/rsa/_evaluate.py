@@ -37,11 +37,13 @@ def _ceiling_from_gram(G: np.ndarray, c: np.ndarray) -> np.ndarray:
         upper = g / np.sqrt(q)
         g_lo = g - diag * c
         q_lo = q - 2 * c * g + c * c * diag
-        lower = np.where(q_lo > 1e-12 * np.maximum(q, 1e-300), g_lo / np.sqrt(np.clip(q_lo, 1e-300, None)), np.nan)
-    csum = c.sum(axis=1)
-    up = (c * upper).sum(axis=1) / csum
+        # the others' pool is empty when only participant s was drawn: no lower bound
+        defined = q_lo > 1e-12 * np.maximum(q, 1e-300)
+        lower = np.where(defined, g_lo / np.sqrt(np.clip(q_lo, 1e-300, None)), np.nan)
+    up = (c * upper).sum(axis=1) / c.sum(axis=1)
     wl = np.where(np.isfinite(lower), c, 0.0)
-    lo = np.where(wl.sum(axis=1) > 0, (wl * np.nan_to_num(lower)).sum(axis=1) / np.maximum(wl.sum(axis=1), 1e-300), np.nan)
+    wsum = wl.sum(axis=1)
+    lo = np.where(wsum > 0, (wl * np.nan_to_num(lower)).sum(axis=1) / np.maximum(wsum, 1e-300), np.nan)
     return np.stack([np.clip(lo, -1, 1), np.clip(up, -1, 1)], axis=1)
 
 
