@@ -153,3 +153,17 @@ def test_bad_inputs_raise_one_line_errors(stack):
     conditions = np.array([0, 1, 2, 0, 1])
     with pytest.raises(InputError, match="partition"):
         rdm(stack[0, :5], "crossnobis", conditions=conditions, partition=np.array([0, 0, 0, 1, 1]))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "mahalanobis"])
+def test_near_duplicate_stimuli_keep_relative_accuracy(metric):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 12, 30)) * 100 + 1000
+    x[:, 1] = x[:, 0] + 1e-6 * rng.normal(size=(2, 30))  # Gram identity alone loses ~all digits here
+    x[1, 5] = x[1, 4] + 1e-9
+    prec = np.linalg.inv(np.cov(rng.normal(size=(30, 90)))) if metric == "mahalanobis" else None
+    kw = {"precision": prec} if prec is not None else {}
+    out = rdm(x, metric, **kw)
+    for k in range(2):
+        ref = squareform(pdist(x[k], metric, **({"VI": prec} if prec is not None else {})))
+        np.testing.assert_allclose(out[k], ref, rtol=1e-9, atol=0)

@@ -104,6 +104,44 @@ def _weighted_gram(a, b, prec, use_numpy: bool = False):
     return (a @ prec) @ b.transpose(-1, -2)
 
 
+_REFINE_TOL = 1e-4  # pairs closer than 1% of their norms are recomputed from differences
+
+
+def _refined_sq(gram, x, prec):
+    """Recompute squared distances that the Gram identity got by cancellation.
+
+    g_ii + g_jj - 2 g_ij loses digits when the pair is close relative to its norms
+    (near-duplicate stimuli); those pairs (usually few) are recomputed from the
+    explicit difference of the raw patterns ``x``, in chunks, so every entry keeps
+    float64/float32 accuracy.
+    """
+    import torch
+
+    sq = _sq_from_gram(gram)
+    norms = gram.diagonal(dim1=-2, dim2=-1).clamp_min(0)
+    bad = sq < _REFINE_TOL * (norms.unsqueeze(-1) + norms.unsqueeze(-2))
+    bad = torch.triu(bad, diagonal=1)
+    if not bool(bad.any()):
+        return sq
+    sq3 = sq.unsqueeze(0) if sq.ndim == 2 else sq
+    x3 = x.unsqueeze(0) if x.ndim == 2 else x
+    b, i, j = bad.reshape(sq3.shape).nonzero(as_tuple=True)
+    step = max(1, 2**22 // max(x3.shape[-1], 1))
+    for s in range(0, b.numel(), step):
+        bb, ii, jj = b[s:s + step], i[s:s + step], j[s:s + step]
+        diff = x3[bb, ii] - x3[bb, jj]
+        if prec is None:
+            val = (diff * diff).sum(dim=-1)
+        elif prec.ndim == 1:
+            val = (diff * diff * prec).sum(dim=-1)
+        else:
+            pp = prec if prec.ndim == 2 else prec[bb]
+            val = ((diff.unsqueeze(-2) @ pp).squeeze(-2) * diff).sum(dim=-1)
+        sq3[bb, ii, jj] = val
+        sq3[bb, jj, ii] = val
+    return sq
+
+
 def _crossnobis(x, conditions, partition, prec, use_numpy):
     import torch
 
@@ -205,7 +243,7 @@ def rdm(
         out = _finish(1.0 - _mm_t(u, u, np_gemm)).clamp_max(2.0)
     elif metric in ("euclidean", "sqeuclidean"):
         xc = x - x.mean(dim=-2, keepdim=True)  # centring over stimuli limits cancellation
-        out = _finish(_sq_from_gram(_mm_t(xc, xc, np_gemm)))
+        out = _finish(_refined_sq(_mm_t(xc, xc, np_gemm), x, None))
         if metric == "euclidean":
             out = out.sqrt()
     elif metric == "mahalanobis":
@@ -213,7 +251,7 @@ def rdm(
             raise InputError("metric='mahalanobis' needs precision= (the inverse noise covariance)")
         prec = _precision(precision, x.shape[-1], x)
         xc = x - x.mean(dim=-2, keepdim=True)
-        out = _finish(_sq_from_gram(_weighted_gram(xc, xc, prec, np_gemm))).sqrt()
+        out = _finish(_refined_sq(_weighted_gram(xc, xc, prec, np_gemm), x, prec)).sqrt()
     else:  # crossnobis
         if conditions is None or partition is None:
             raise InputError(
