@@ -36,7 +36,21 @@ from brainalign.encoders import HFEncoder  # noqa: E402
 from brainalign.encoders.model import default_model_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-ALICE = Path(os.environ.get("BRAINALIGN_SHARED_DATA", REPO.parent / "shared" / "data")) / "alice-fmri" / "stimulus" / "words.tsv"
+SHARED = Path(os.environ.get("BRAINALIGN_SHARED_DATA", REPO.parent / "shared" / "data"))
+ALICE = SHARED / "alice-fmri" / "stimulus" / "words.tsv"
+FRANK = SHARED / "frank2015-eeg" / "data_EEG.csv"
+
+
+def load_sentences(n_sentences: int) -> tuple[list[str], list[int]] | None:
+    """Words and sentence ids of the Frank et al. (2015) sentences (one participant's order)."""
+    if not FRANK.is_file():
+        return None
+    import pandas as pd
+
+    t = pd.read_csv(FRANK, sep="\t", usecols=["subj_nr", "sent_nr", "word_pos", "word"], keep_default_na=False)
+    t = t[t["subj_nr"] == t["subj_nr"].iloc[0]].sort_values(["sent_nr", "word_pos"], kind="mergesort")
+    keep = t["sent_nr"].isin(pd.unique(t["sent_nr"])[:n_sentences])
+    return t.loc[keep, "word"].astype(str).str.strip().tolist(), t.loc[keep, "sent_nr"].astype(int).tolist()
 
 
 def load_words(n: int) -> tuple[list[str], str]:
@@ -129,6 +143,7 @@ def main() -> None:
     ap.add_argument("--big-batch", type=int, default=256,
                     help="also time the anchor with this batch size (0 to skip), to show where the gain comes from")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--sentences", type=int, default=100, help="Frank 2015 sentences for the sentence-context row")
     args = ap.parse_args()
 
     words, source = load_words(max(args.words, args.causal_words))
@@ -153,6 +168,28 @@ def main() -> None:
             check(big, anchor, "anchor with big batches")
             rows.append((f"same, anchor with batch {args.big_batch} (in text order, padded per batch; reference)",
                          t_big, t_ours, None, err, peak_rss_mb()))
+
+        # 1b. exact sentence-prefix contexts on MiniLM (per-word passes of varied length)
+        sent = load_sentences(args.sentences)
+        if sent is not None:
+            sw, sid = sent
+            texts = []
+            for i in range(len(sw)):
+                j = i
+                while j > 0 and sid[j - 1] == sid[i]:
+                    j -= 1
+                text = " ".join(sw[j : i + 1])
+                texts.append((text, len(text) - len(sw[i])))
+            t_anchor_s, anchor_s = best_of(lambda: plain_loop(minilm, texts, args.batch_size), args.repeat)
+            import pandas as pd
+
+            table = pd.DataFrame({"word": sw, "sentence": sid})
+            enc_s = HFEncoder(context="sentence", cache_dir=False, progress=False)
+            t_ours_s, ours_s = best_of(lambda: enc_s.encode(table), args.repeat)
+            err_s = check(ours_s.values, anchor_s, "MiniLM sentence prefixes")
+            rows.append((f"MiniLM exact sentence-prefix contexts, {len(sw)} words in {len(set(sid))} sentences "
+                         f"(Frank 2015; anchor batch {args.batch_size})", t_anchor_s, t_ours_s, 1.5, err_s,
+                         peak_rss_mb()))
 
         # 3. cached re-run of (1)
         cache = tmp / "cache"

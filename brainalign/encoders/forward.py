@@ -49,6 +49,7 @@ def run_passes(
     name: str,
     progress=None,
     batch_tokens: int = 8192,
+    max_padding: float = 0.125,
 ) -> np.ndarray:
     """Hidden states pooled per word, shape (len(layers), n_words, hidden) float32.
 
@@ -57,6 +58,8 @@ def run_passes(
     With ``batch_size=None`` a batch holds as many passes as fit ``batch_tokens``
     padded tokens (at least one): short windows then go through in large batches,
     which keeps the matrix products big, while long ones cannot exhaust memory.
+    Either way a batch only takes passes at least ``1 - max_padding`` as long as its
+    longest, so no pass is more than that fraction padding.
     ``pooling="last"`` takes the last sub-token of each target word; ``"mean"``
     averages its sub-tokens (in float32).
     """
@@ -68,8 +71,12 @@ def run_passes(
     while lo < len(order):
         longest = len(spans[order[lo]])
         cap = batch_size if batch_size is not None else max(1, int(batch_tokens) // max(1, longest))
-        chunk = order[lo : lo + cap]
-        lo += len(chunk)
+        shortest = longest * (1.0 - max_padding)
+        hi = lo + 1
+        while hi < len(order) and hi - lo < cap and len(spans[order[hi]]) >= shortest:
+            hi += 1
+        chunk = order[lo:hi]
+        lo = hi
         bp = [passes[k] for k in chunk]
         bs = [spans[k] for k in chunk]
         width = max(len(s) for s in bs)
