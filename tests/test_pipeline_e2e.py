@@ -143,7 +143,8 @@ def test_damaged_input_is_refused_in_one_line(fmri, cache, fast_cfg, tmp_path, h
     assert not list(out.rglob("*statmap.nii.gz")) and not list(out.rglob("*_scores.tsv"))
 
 
-@pytest.mark.parametrize("modality", [pytest.param("meg", marks=pytest.mark.slow), "ieeg"])
+@pytest.mark.slow
+@pytest.mark.parametrize("modality", ["meg", "ieeg"])
 def test_meeg_cli_finds_planted_channels(tmp_path, cache, fast_cfg, modality):
     root = tmp_path / "bids"
     truth = simulate_bids(root, modality, n_subjects=1, n_runs=2, run_seconds=90, n_channels=12, layers=(1, 5),

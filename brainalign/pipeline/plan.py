@@ -270,7 +270,7 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
     specs, groups = [], {}
     cfg_json = json.loads(cfg.model_dump_json())
     for s, mi in pending:
-        if mi not in layer_lists or layer_lists[mi] is None:
+        if layer_lists.get(mi) is None or s in summary.failed:
             continue
         chunks = _chunks(layer_lists[mi], 0 if cfg.scoring.layer_selection != "argmax" else cfg.execution.layers_per_task)
         for ci, ch in enumerate(chunks):
@@ -314,15 +314,14 @@ def _modality(cfg) -> str:
 def _warm_cache(cfg, mi, subjects, task, summary):
     """Encode the first loadable participant's stimulus once; returns the layer list."""
     model_cfg = cfg.models[mi]
+    from ..errors import BrainAlignError
+
     for s in subjects:
         try:
             stim = load_participant(cfg.source, s, task)[1]
             acts = make_encoder(model_cfg, cfg).encode(stim)
-        except InputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the participant's own task reports it
-            if isinstance(exc, (ImportError,)):
-                raise
+        except BrainAlignError as exc:  # this participant fails; the others go on
+            summary.failed.setdefault(s, f"{type(exc).__name__}: {exc}")
             continue
         have = [int(x) for x in acts["layer"].values]
         if model_cfg.layers == "all":
@@ -331,7 +330,7 @@ def _warm_cache(cfg, mi, subjects, task, summary):
         if bad:
             raise ConfigError(f"models.{model_cfg.label}.layers: {bad} not in the model (layers {have[0]}..{have[-1]})")
         return list(model_cfg.layers)
-    return None if not subjects else list(model_cfg.layers) if model_cfg.layers != "all" else None
+    return None
 
 
 def _write_one(cfg, chunks, s, task, mi, ceiling, h, out, summary):
