@@ -147,3 +147,14 @@ def test_executors_agree_and_report_failures():
     assert [serial[i][0] for i in (0, 1, 2, 4)] == [0, 1, 4, 16]
     procs = {i: (r, e) for i, r, e in run_tasks(_square, specs, n_jobs=2)}
     assert procs == serial
+
+
+def test_layer_selection_rows_reach_the_table():
+    ds = _result()
+    ds["layer_id"] = (("target",), np.array([1, 2, 2, 3, 1]))
+    ds["layer_id_score"] = (("layer", "target"), np.zeros((3, 5)))
+    t = outputs.scores_table(ds)
+    chosen = t[t.metric == "layer_id"]
+    assert len(chosen) == 5 and chosen.layer.isna().all()
+    assert list(chosen.value) == [1, 2, 2, 3, 1]
+    assert (t.metric == "layer_id_score").sum() == 15

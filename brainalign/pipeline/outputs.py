@@ -33,7 +33,8 @@ COLUMN_DESCRIPTIONS = {
         "is configured); alpha: ridge penalty (median over folds for fold n/a); p: one-sided p "
         "(t-test of fold r > 0, or permutation p); p_fdr: Benjamini-Hochberg q over layer x target; "
         "ceiling: noise ceiling; r_norm: r / ceiling; delta_r: r(baseline + layer) - r(baseline); "
-        "rsa metrics: RDM comparison (e.g. spearman)"
+        "rsa metrics: RDM comparison (e.g. spearman); layer_id: layer chosen by scoring.layer_selection "
+        "(layer_id_score: its criterion per layer); p_best: bootstrap share of RSA layer identification"
     ),
     "fold": "outer CV fold index, n/a for values pooled over folds",
     "value": "the number",
@@ -166,6 +167,12 @@ def scores_table(ds: xr.Dataset, *, baseline_label: str | None = "baseline", sav
             add(ds["baseline_r_folds"], "r", model_name=baseline_label)
     if "rsa" in ds:
         add(ds["rsa"], rsa_metric or ds.attrs.get("rsa_metric", "spearman"), method="rsa")
+    if "layer_id" in ds:  # scoring.layer_selection: the chosen layer per target and its criterion
+        add(ds["layer_id"].astype(float), "layer_id")
+        add(ds["layer_id_score"], "layer_id_score")
+    if "rsa_layer_id" in ds:
+        add(ds["rsa_layer_id"].astype(float).expand_dims(region=["all"]), "layer_id", method="rsa")
+        add(ds["rsa_layer_p_best"].expand_dims(region=["all"]).transpose("layer", "region"), "p_best", method="rsa")
     if not parts:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
     df = pd.concat(parts, ignore_index=True)
