@@ -313,3 +313,27 @@ def test_real_alice_words_with_surrounding_spaces(shared_data, minilm):
     starts = acts.coords["context_start"].values
     assert starts[19] == 19  # the second run starts afresh
     assert_close(acts.values, direct_states(minilm, part["word"].tolist(), starts, "last")[[0, 6]])
+
+
+def test_chunk_plan_covers_every_word_once_within_budget():
+    from brainalign.encoders.plan import per_word_starts, shared_passes
+
+    rng = np.random.default_rng(0)
+    n_tok = rng.integers(1, 6, size=300)
+    bounds = [(0, 120), (120, 125), (125, 300)]
+    budget = 40
+    passes = shared_passes(n_tok, bounds, budget)
+    targets = np.concatenate([p.targets for p in passes])
+    np.testing.assert_array_equal(np.sort(targets), np.arange(300))  # each word exactly once
+    for p in passes:
+        assert n_tok[p.start : p.end].sum() <= budget
+        assert any(a <= p.start and p.end <= b for a, b in bounds)  # never crosses a run
+        assert p.targets[-1] == p.end - 1  # a chunk ends at its last target: no future words
+        ctx = np.array([n_tok[p.start : t].sum() for t in p.targets])
+        if p.start not in (0, 120, 125):
+            assert ctx.min() >= budget // 2 - 6  # later chunks keep about half the budget of context
+    starts = per_word_starts(n_tok, np.repeat([0, 120, 125], [120, 5, 175]), budget, None)
+    cs = np.concatenate([[0], np.cumsum(n_tok)])
+    for i, s in enumerate(starts):
+        assert cs[i + 1] - cs[s] <= budget  # fits
+        assert s == 0 or s in (120, 125) or cs[i + 1] - cs[s - 1] > budget  # and is the longest that fits
