@@ -137,6 +137,9 @@ def simulate_bids(
     words = story_words(story)[: n_words or None]
     length = n_volumes * tr if modality == "fmri" else run_seconds
     stim = word_timing(words, n_runs, length, seed)
+    n_targets = int(_ellipsoid(grid).sum()) if modality == "fmri" else n_channels
+    if targets_per_layer * len(layers) > n_targets:
+        raise InputError(f"{targets_per_layer} x {len(layers)} planted targets do not fit in {n_targets}")
     if encoder is None:
         from ..encoders import HFEncoder
 
@@ -146,12 +149,6 @@ def simulate_bids(
     bad = [l for l in layers if l not in have]
     if bad:
         raise InputError(f"layers {bad} not in the model (it has {have})")
-    if modality == "fmri":
-        n_targets = int(_ellipsoid(grid).sum())
-    else:
-        n_targets = n_channels
-    if targets_per_layer * len(layers) > n_targets:
-        raise InputError(f"{targets_per_layer} x {len(layers)} planted targets do not fit in {n_targets}")
     order = rng.permutation(n_targets)
     planted = {int(l): np.sort(order[i * targets_per_layer:(i + 1) * targets_per_layer]).tolist() for i, l in enumerate(layers)}
     noise = np.sort(order[len(layers) * targets_per_layer:]).tolist()
