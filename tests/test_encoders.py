@@ -24,6 +24,7 @@ from brainalign.encoders.model import default_model_path, hidden_states_of
 from brainalign.errors import (
     InputError,
     MissingFieldError,
+    ModelError,
     ModelNotFoundError,
     NoHiddenStatesError,
     TokenizationError,
@@ -200,8 +201,24 @@ def test_bad_arguments_and_models(tmp_path):
         HFEncoder(model=str(tmp_path / "nope"), cache_dir=False).encode(["a"])
     with pytest.raises(ModelNotFoundError, match="no config.json"):
         HFEncoder(model=str(tmp_path), cache_dir=False).encode(["a"])
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(ModelError, match="cannot read the model config"):
+        HFEncoder(model=str(tmp_path), cache_dir=False).encode(["a"])
     with pytest.raises(ModelNotFoundError, match="not in the local Hugging Face cache"):
         HFEncoder(model="no-such-org/no-such-model-xyz", cache_dir=False).encode(["a"])
+
+
+def test_a_model_that_is_not_a_text_model_is_a_clear_error(tmp_path, minilm):
+    import shutil
+
+    from transformers import ViTConfig, ViTModel
+
+    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=16)).save_pretrained(tmp_path)
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm / f, tmp_path)
+    with pytest.raises(ModelError, match="cannot run on token ids"):
+        HFEncoder(model=str(tmp_path), cache_dir=False).encode(["a", "b"])
 
 
 def test_outputs_without_hidden_states_are_a_clear_error():

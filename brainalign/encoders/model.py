@@ -128,7 +128,10 @@ def n_hidden_states(folder: Path, trust_remote_code: bool = False) -> int:
     """Number of hidden states (blocks + 1) read from ``config.json`` alone."""
     from transformers import AutoConfig
 
-    cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    try:
+        cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot read the model config in {folder}: {str(exc).splitlines()[0]}") from exc
     n = getattr(cfg, "num_hidden_layers", None)
     if n is None and hasattr(cfg, "get_text_config"):
         n = getattr(cfg.get_text_config(), "num_hidden_layers", None)
@@ -231,8 +234,14 @@ def _probe_causal(loaded: LoadedModel, name: str) -> bool:
     ids2 = ids.clone()
     ids2[0, -1] = 10 + (int(ids[0, -1]) - 10 + 1) % (hi - 10)
     both = torch.cat([ids, ids2])
-    with torch.inference_mode():
-        states = forward(loaded, both, torch.ones_like(both), name)
+    try:
+        with torch.inference_mode():
+            states = forward(loaded, both, torch.ones_like(both), name)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ModelError(
+            f"model {name!r} ({type(loaded.model).__name__}) cannot run on token ids "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): use a text model"
+        ) from exc
     for s in states:
         a, b = s[0, :-1].float(), s[1, :-1].float()
         scale = float(a.abs().max()) + 1e-6
