@@ -354,3 +354,13 @@ def test_chunk_plan_covers_every_word_once_within_budget():
     for i, s in enumerate(starts):
         assert cs[i + 1] - cs[s] <= budget  # fits
         assert s == 0 or s in (120, 125) or cs[i + 1] - cs[s - 1] > budget  # and is the longest that fits
+
+
+def test_half_precision_path_returns_float32_close_to_float32(tiny_gpt2, tmp_path):
+    full = HFEncoder(model=tiny_gpt2, context_words=4, pooling="mean", cache_dir=tmp_path).encode(WORDS)
+    enc = HFEncoder(model=tiny_gpt2, context_words=4, pooling="mean", dtype="bfloat16", cache_dir=tmp_path)
+    half = enc.encode(WORDS)
+    assert not enc.cache_hit_  # dtype is part of the cache key
+    assert half.dtype == np.float32 and half.attrs["dtype"] == "bfloat16"
+    assert not np.array_equal(half.values, full.values)
+    np.testing.assert_allclose(half.values, full.values, atol=0.05 * np.abs(full.values).max())
