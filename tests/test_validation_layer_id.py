@@ -13,6 +13,7 @@ from brainalign.encoding.layer_id import (
     identify_layer,
     kernel_ridge_cv_predict,
     layer_kernels,
+    single_layer_scores,
     unique_variance_layers,
 )
 from brainalign.errors import FitError, InputError, ShapeMismatchError
@@ -87,6 +88,8 @@ def test_unique_variance_finds_planted_layer(planted):
     assert uv["single_r"].shape == (5, 8) and np.all(uv["single_r"] <= 1)
     for method in ("unique_adjacent", "unique_pairwise", "single"):
         assert identify_layer(K, Y, folds, method=method, groups=np.zeros(8, int))["best"].tolist() == [planted]
+    single = single_layer_scores(K, Y, folds)
+    np.testing.assert_allclose(single["single_r"], uv["single_r"])
 
 
 def test_identify_layer_checks_input():
@@ -96,15 +99,16 @@ def test_identify_layer_checks_input():
     Y = rng.normal(size=(40, 2))
     folds = contiguous_folds(40, 4)
     with pytest.raises(InputError, match="criterion"):
-        identify_layer(K, Y, folds, criterion="mse")
+        identify_layer(K, Y, folds, method="unique", criterion="mse")
     with pytest.raises(InputError, match="method"):
         identify_layer(K, Y, folds, method="best")
     with pytest.raises(ShapeMismatchError):
         identify_layer(K, Y, folds, groups=[0, 0, 1])
     Yc = Y.copy()
     Yc[:, 1] = 2.0
-    with pytest.raises(InputError, match="constant"):
-        identify_layer(K, Yc, folds)
+    for method in ("single", "unique"):
+        with pytest.raises(InputError, match="constant"):
+            identify_layer(K, Yc, folds, method=method)
     with pytest.raises(ShapeMismatchError):
         layer_kernels([layers[0], layers[1][:30]])
     with pytest.raises(FitError):
