@@ -136,5 +136,5 @@ def test_layer_id_study_quick(tmp_path):
 
     assert main(["--quick", "--output", str(tmp_path), "--seeds", "1"]) == 0
     acc = pd.read_csv(tmp_path / "accuracy.tsv", sep="\t")
-    assert {"argmax_r", "unique", "rsa"} <= set(acc["method"])
+    assert {"argmax_r", "single_r", "unique_r", "unique_pairwise_r", "rsa"} <= set(acc["method"])
     assert ((acc["accuracy"] >= 0) & (acc["accuracy"] <= 1)).all()
