@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export OMP_NUM_THREADS ?= 2
 
 .PHONY: install demo test bench validate clean
 
@@ -33,10 +32,16 @@ bench: install
 	$(BIN)/python benchmarks/loaders.py
 	$(BIN)/python benchmarks/pipeline.py
 
+# Every table in docs/validation.md, from scratch (tens of minutes on 2 cores).
 validate: install
 	$(BIN)/python -m pytest -q -m slow
 	$(BIN)/brainalign run pipelines/alice_fmri.yaml
+	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-10mm --figure docs/validation/alice_10mm_layer_profiles.png
+	$(BIN)/brainalign run pipelines/alice_fmri_6mm.yaml
+	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-6mm
+	$(BIN)/python -m brainalign.validation.alice_unpenalized
 	$(BIN)/brainalign run pipelines/frank2015_eeg.yaml
+	$(BIN)/python -m brainalign.validation.report frank build/validation/frank2015-eeg --figure docs/validation/frank2015_layer_profile.png
 	$(BIN)/python -m brainalign.validation.layer_id
 
 clean:
