@@ -99,3 +99,20 @@ def test_variance_partitioning_finds_the_generating_space():
     np.testing.assert_allclose(vp.unique_folds.mean(1), vp.unique, rtol=1e-10)
     with pytest.raises(InputError, match="at least 2"):
         variance_partitioning([A], Y)
+
+
+def test_wide_models_are_fitted_on_an_equivalent_design():
+    from brainalign.encoding import cross_validated_scores
+    from brainalign.encoding.partition import _same_gram
+
+    rng = np.random.default_rng(3)
+    n, T = 60, 4
+    X = rng.standard_normal((n, 150)) + 0.5
+    Y = X[:, :5] @ rng.standard_normal((5, T)) + rng.standard_normal((n, T))
+    Z = _same_gram(X)
+    assert Z.shape == (n, n)
+    np.testing.assert_allclose(Z @ Z.T, X @ X.T, rtol=1e-9, atol=1e-8)
+    a = cross_validated_scores(X, Y, alphas=ALPHAS, dtype="float64")
+    b = cross_validated_scores(Z, Y, alphas=ALPHAS, dtype="float64")
+    np.testing.assert_allclose(a.predictions, b.predictions, rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(a.alpha_folds, b.alpha_folds)
