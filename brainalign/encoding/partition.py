@@ -67,9 +67,13 @@ def _same_gram(X: np.ndarray) -> np.ndarray:
     ``X X.T`` instead, with identical results and much smaller GEMMs.
     """
     import scipy.linalg
+    from threadpoolctl import threadpool_limits
 
     X64 = np.asarray(X, dtype=np.float64)
-    lam, U = scipy.linalg.eigh(X64 @ X64.T, check_finite=False)
+    K = X64 @ X64.T
+    # one thread: see Backend.eigh (barrier stalls on a loaded machine)
+    with threadpool_limits(limits=1 if K.shape[0] <= 2048 else None):
+        lam, U = scipy.linalg.eigh(K, check_finite=False, overwrite_a=True, driver="evd")
     keep = lam > max(lam[-1], 0.0) * X.shape[0] * np.finfo(np.float64).eps
     Z = U[:, keep] * np.sqrt(lam[keep])
     return Z.astype(X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64, copy=False)
