@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ..errors import NotFittedError, ShapeMismatchError
+from ..errors import InputError, NotFittedError, ShapeMismatchError
 from . import _solver
 from ._backend import resolve_backend
 from ._checks import as_design, as_targets, check_finite_design, finite_target_mask
@@ -173,7 +173,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         Constant targets score NaN (with one warning giving their count).
         """
         if sample_weight is not None:
-            raise ShapeMismatchError("sample_weight is not supported by RidgeCV.score")
+            raise InputError("sample_weight is not supported by RidgeCV.score; leave it None")
         pred = self.predict(X)
         Y = np.asarray(Y)
         if Y.shape != pred.shape:
