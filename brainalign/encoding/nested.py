@@ -8,6 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import FitError
+from . import _solver
+from ._backend import thread_limit, threads_for
 from ._checks import as_design, as_targets, check_finite_design, finite_target_mask
 from ._splits import make_splits
 from .ridge import DEFAULT_ALPHAS, RidgeCV
@@ -56,6 +58,29 @@ def _fold_mean(values: np.ndarray) -> np.ndarray:
     total = np.where(ok, values, 0.0).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _outer_loop(X, Y, outer, grp, inner_cv, alphas, ridge_kw, r_f, r2_f, a_f, preds, constant) -> None:
+    """Fit and score every outer fold, filling the result arrays in place."""
+    for k, (train, test) in enumerate(outer):
+        g_tr = None if grp is None else grp[train]
+        inner = inner_cv
+        if g_tr is not None and isinstance(inner_cv, (int, np.integer)) and np.unique(g_tr).size < 2:
+            g_tr = None  # one run left for training: contiguous folds instead
+        if train.size < 3:
+            raise FitError(f"outer fold {k} has {train.size} training samples; nested CV needs more")
+        model = RidgeCV(alphas=alphas, cv=inner, **ridge_kw)
+        model.fit(X[train], Y[train], groups=g_tr)
+        pred = model.predict(X[test])
+        if pred.ndim == 1:
+            pred = pred[:, None]
+        yt = Y[test]
+        constant |= _constant_columns(yt)
+        r_f[k] = pearson_r(yt, pred, warn=False)
+        r2_f[k] = r2_score(yt, pred)
+        a_f[k] = model.alpha_
+        if preds is not None:
+            preds[test] = pred
 
 
 def cross_validated_scores(
@@ -118,25 +143,10 @@ def cross_validated_scores(
     a_f = np.full((n_folds, T), np.nan)
     preds = np.full(Y.shape, np.nan, dtype=np.result_type(Y.dtype, np.float32)) if return_predictions else None
     constant = np.zeros(T, dtype=bool)
-    for k, (train, test) in enumerate(outer):
-        g_tr = None if grp is None else grp[train]
-        inner = inner_cv
-        if g_tr is not None and isinstance(inner_cv, (int, np.integer)) and np.unique(g_tr).size < 2:
-            g_tr = None  # one run left for training: contiguous folds instead
-        if train.size < 3:
-            raise FitError(f"outer fold {k} has {train.size} training samples; nested CV needs more")
-        model = RidgeCV(alphas=alphas, cv=inner, **ridge_kw)
-        model.fit(X[train], Y[train], groups=g_tr)
-        pred = model.predict(X[test])
-        if pred.ndim == 1:
-            pred = pred[:, None]
-        yt = Y[test]
-        constant |= _constant_columns(yt)
-        r_f[k] = pearson_r(yt, pred, warn=False)
-        r2_f[k] = r2_score(yt, pred)
-        a_f[k] = model.alpha_
-        if preds is not None:
-            preds[test] = pred
+    n_alphas = len(np.ravel(alphas))
+    flops = len(outer) * 6 * _solver.work_flops(X.shape[0], X.shape[1], T, n_alphas, 5)
+    with thread_limit(None, threads_for(flops)):
+        _outer_loop(X, Y, outer, grp, inner_cv, alphas, ridge_kw, r_f, r2_f, a_f, preds, constant)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConstantTargetWarning)
         r = _fold_mean(r_f)
