@@ -102,10 +102,12 @@ class Backend:
         thread: the tridiagonal reduction is a long chain of small parallel
         steps, and when other processes compete for the cores each barrier
         stalls (measured: 0.7 s on one thread against 7-32 s on two, for a
-        1280 x 1280 matrix on a loaded 2-core machine). On an idle machine
-        (1-minute load average below the CPU count) all threads are used.
+        1280 x 1280 matrix on a loaded 2-core machine). The choice depends on
+        the matrix size only, never on the machine's load, so that results are
+        bit-identical from run to run (a decomposition on one thread and on two
+        differ in the last bits).
         """
-        serial = G.shape[0] <= EIGH_SERIAL_MAX and machine_is_busy()
+        serial = G.shape[0] <= EIGH_SERIAL_MAX
         with thread_limit(self, 1 if serial else None):
             if self.name == "numpy":
                 import scipy.linalg
@@ -131,14 +133,6 @@ class Backend:
     def take_columns(self, a: Any, idx: Any) -> Any:
         """``a[:, idx]`` as a new array (idx: backend integer indices)."""
         return a[:, idx]
-
-
-def machine_is_busy() -> bool:
-    """Whether other processes already keep every CPU busy (1-minute load average)."""
-    try:
-        return os.getloadavg()[0] >= (os.cpu_count() or 1)
-    except OSError:  # pragma: no cover - platforms without getloadavg
-        return True
 
 
 def resolve_backend(backend: str = "auto", dtype: str = "float32") -> Backend:
