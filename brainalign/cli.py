@@ -98,7 +98,7 @@ def sub_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     _common(s)
     c = sp.add_parser("cache", help="inspect or clear the activation cache")
-    c.add_argument("action", choices=["list", "du", "clear"])
+    c.add_argument("action", choices=["ls", "list", "du", "clear"], help="ls (or list), du, clear")
     c.add_argument("--cache-dir", default=None)
     _common(c)
     rp = sp.add_parser("report", help="(re)write the HTML reports of an output folder")
@@ -215,7 +215,7 @@ def _dispatch(args) -> int:
     if args.command == "cache":
         from .encoders import cache
 
-        if args.action == "list":
+        if args.action in ("ls", "list"):
             rows = cache.list_entries(args.cache_dir)
             for r in rows:
                 print(f"{r['key'][:12]}  {r['model']}  context={r['context']}:{r['context_words']}  "

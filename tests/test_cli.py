@@ -51,6 +51,7 @@ def test_cache_commands(tmp_path, capsys):
     assert main(["cache", "du", "--cache-dir", str(tmp_path)]) == EXIT_OK
     assert "MB" in capsys.readouterr().out
     assert main(["cache", "list", "--cache-dir", str(tmp_path)]) == EXIT_OK
+    assert main(["cache", "ls", "--cache-dir", str(tmp_path)]) == EXIT_OK  # the spelling
     assert "0 entries" in capsys.readouterr().out
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == EXIT_OK
 

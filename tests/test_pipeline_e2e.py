@@ -202,12 +202,16 @@ def test_dask_local_cluster_equals_serial(fmri, fmri_out, cache, fast_cfg, tmp_p
     cfg.data.source.mask = str(root / truth["mask"])
     cfg.execution.layers_per_task = 2  # participant x model x chunk of layers
     cfg.outputs.report = False
-    # two workers (threads, to keep CI fast; `processes=True` behaves the same), layer chunks of 2
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc, Client(lc) as c:
+    # two worker processes, layer chunks of 2. Worker threads in one process would share
+    # torch's process-wide thread setting, which the kernels change for small solves.
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc) as c:
         d = run_study(cfg, out_dir=tmp_path / "dask", participants=["01"], scheduler=c, progress=False)
     assert d.exit_code == 0, d.failed
     a = read_result(find_results(fmri_out, model="MiniLM")[0])
     b = read_result(find_results(tmp_path / "dask")[0])
     assert a.attrs["subject"] == b.attrs["subject"] == "01"
-    for v in ("r", "r_folds", "alpha", "p_fdr", "rsa"):
-        np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-6, atol=1e-9, err_msg=v)
+    # Equal to float32 rounding: the ridge kernels run in float32 and the Dask run splits
+    # the layers into other task shapes (GEMM blocking differs in the last bits).
+    np.testing.assert_array_equal(a["alpha"].values, b["alpha"].values)
+    for v in ("r", "r_folds", "p_fdr", "rsa"):
+        np.testing.assert_allclose(a[v].values, b[v].values, rtol=0, atol=1e-5, err_msg=v)

@@ -252,6 +252,10 @@ class ExecutionConfig(_Strict):
     layers_per_task: int = Field(0, ge=0, description="0 = all layers of a model in one task")
     cache_dir: Optional[str] = None
     device: str = "cpu"
+    threads: Optional[int] = Field(
+        None, ge=1,
+        description="compute threads of every task (None: this machine's CPU count); every executor "
+                    "uses the same number, so serial, process and Dask runs give bit-identical results")
 
 
 class PipelineConfig(_Strict):

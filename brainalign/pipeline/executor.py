@@ -12,15 +12,45 @@ from ..errors import BrainAlignError, ConfigError
 
 
 def _call(fn: Callable, spec: dict) -> tuple[Any, str | None]:
-    """Run one task; a failure becomes a one-line reason (the run goes on)."""
+    """Run one task; a failure becomes a one-line reason (the run goes on).
+
+    The task computes with ``spec["threads"]`` torch and BLAS threads, whatever the
+    executor: floating-point sums depend on the thread count, so this is what makes
+    serial, process and Dask runs bit-identical.
+    """
     try:
-        return fn(spec), None
+        with _threads(spec.get("threads")):
+            return fn(spec), None
     except BrainAlignError as exc:
         return None, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - one failing participant must not stop the others
         if spec.get("debug"):
             raise
         return None, f"internal error {type(exc).__name__}: {exc}"
+
+
+class _threads:
+    """Context manager: torch and BLAS limited to ``n`` threads (None: unchanged)."""
+
+    def __init__(self, n: int | None):
+        self.n, self._old, self._ctl = n, None, None
+
+    def __enter__(self) -> "_threads":
+        if self.n:
+            import torch
+            from threadpoolctl import threadpool_limits
+
+            self._old = torch.get_num_threads()
+            torch.set_num_threads(int(self.n))
+            self._ctl = threadpool_limits(limits=int(self.n), user_api="blas")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            import torch
+
+            torch.set_num_threads(self._old)
+            self._ctl.restore_original_limits()
 
 
 def _init_worker(threads: int) -> None:

@@ -276,7 +276,8 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
         for ci, ch in enumerate(chunks):
             groups.setdefault((s, mi), []).append(len(specs))
             specs.append(dict(config=cfg_json, subject=s, task=task, model=mi, layers=ch, fit_baseline=ci == 0,
-                              all_layers=len(chunks) == 1, key=f"{s}-{cfg.models[mi].label}-{ci}", debug=debug))
+                              all_layers=len(chunks) == 1, key=f"{s}-{cfg.models[mi].label}-{ci}", debug=debug,
+                              threads=cfg.execution.threads or os.cpu_count() or 1))
     results: dict[int, Any] = {}
     bar = _bar(len(specs), progress)
     for i, res, err in run_tasks(run_task, specs, n_jobs=n_jobs or cfg.execution.n_jobs,
