@@ -135,6 +135,32 @@ def _fit_scores(X, Y, test_folds, inner_cv, alphas, keep):
     return np.asarray(res.r_folds, dtype=np.float64), np.asarray(res.alpha_folds, dtype=np.float64)
 
 
+#: Candidate (baseline, layer) band weights for ``baseline_penalty="banded"``: the
+#: layer's penalty is 1, 9, 99 or 999 times the baseline's (and a ridge alpha grid on top).
+BANDED_BASELINE_WEIGHTS = np.array([[0.5, 0.5], [0.9, 0.1], [0.99, 0.01], [0.999, 0.001]])
+
+
+def _fit_scores_banded(B, X, Y, test_folds, inner_cv, alphas, keep):
+    """Nested CV of baseline + layer as a two-band ridge (own penalty per band).
+
+    Returns r_folds and the layer band's effective penalty per fold, both
+    (n_folds, n_targets), like :func:`_fit_scores`.
+    """
+    from ..encoding import BandedRidgeCV
+
+    Bk, Xk, Yk = B[keep], X[keep], Y[keep]
+    pos = np.full(keep.shape[0], -1)
+    pos[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
+    folds = [f for f in (pos[t[keep[t]]] for t in test_folds) if f.size]
+    r_f, a_f = [], []
+    for train, test in _splits(folds, Xk.shape[0]):
+        model = BandedRidgeCV(alphas=np.asarray(alphas), n_iter=BANDED_BASELINE_WEIGHTS, cv=inner_cv)
+        model.fit([Bk[train], Xk[train]], Yk[train])
+        r_f.append(np.asarray(model.score([Bk[test], Xk[test]], Yk[test]), dtype=np.float64))
+        a_f.append(np.asarray(model.space_alphas_[1], dtype=np.float64))
+    return np.stack(r_f), np.stack(a_f)
+
+
 def _fold_pvalues(r_folds: np.ndarray) -> np.ndarray:
     """One-sided one-sample t-test of the per-fold r (layer, fold, target) against 0."""
     from scipy import stats
@@ -227,6 +253,7 @@ def score_chunk(
     baseline_delays=None,
     with_baseline: bool = True,
     fit_baseline: bool = True,
+    baseline_penalty: str = "shared",
     regions: Mapping[str, Sequence[int]] | None = None,
     rsa_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
@@ -266,8 +293,11 @@ def score_chunk(
         if X.shape[0] != n:
             raise ShapeMismatchError(f"layer {layer}: design has {X.shape[0]} rows, data have {n} samples")
         if "encoding" in methods:
-            Xf = np.hstack([B, X]) if (B is not None and with_baseline) else X
-            rf, af = _fit_scores(Xf, Y, test_folds, inner_cv, alphas, keep)
+            if B is not None and with_baseline and baseline_penalty == "banded":
+                rf, af = _fit_scores_banded(B, X, Y, test_folds, inner_cv, alphas, keep)
+            else:
+                Xf = np.hstack([B, X]) if (B is not None and with_baseline) else X
+                rf, af = _fit_scores(Xf, Y, test_folds, inner_cv, alphas, keep)
             r_folds.append(rf)
             a_folds.append(af)
         if "rsa" in methods:
@@ -354,7 +384,7 @@ def align_model(
         Passed to :func:`score_chunk`: ``alignment`` ("auto", "lanczos", "hrf",
         "word", "epochs"), ``delays`` (samples), ``window``, ``trim``, ``tmin``,
         ``tmax`` (s), ``cv`` ("contiguous", "leave_one_run_out", "group"),
-        ``n_folds``, ``cv_column``, ``inner_cv``, ``alphas``, ``baseline``
+        ``n_folds``, ``cv_column``, ``inner_cv``, ``alphas``, ``baseline_penalty``, ``baseline``
         (n_samples, q), ``baseline_delays``, ``regions`` (name -> target indices
         for RSA), ``rsa_options``.
 

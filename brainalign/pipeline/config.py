@@ -207,6 +207,9 @@ class ScoringConfig(_Strict):
     alphas: list[float] = Field(default_factory=lambda: [10.0**k for k in range(-2, 11)])
     permutations: int = Field(0, ge=0)
     seed: int = 0
+    baseline_penalty: Literal["shared", "banded"] = Field(
+        "shared", description="'shared': baseline + layer as one ridge (one penalty); 'banded': a two-band "
+        "ridge (brainalign.encoding.BandedRidgeCV) so the baseline is not shrunk with the layer's features")
     layer_selection: Literal["argmax", "unique", "unique_adjacent", "single", "rsa"] = Field(
         "argmax", description="argmax of r; 'unique'/'unique_adjacent'/'single': brainalign.encoding.layer_id."
         "identify_layer (variance partitioning); 'rsa': brainalign.rsa.identify_layer")

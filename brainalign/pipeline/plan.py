@@ -109,6 +109,7 @@ def run_task(spec: dict) -> Any:
             cv_column=sc.cv.column, inner_cv=sc.inner_cv, alphas=sc.alphas, baseline=B,
             baseline_delays=cfg.baseline.delays if cfg.baseline else None,
             with_baseline=model_cfg.with_baseline, fit_baseline=spec["fit_baseline"],
+            baseline_penalty=sc.baseline_penalty,
             regions=_regions(rec), rsa_options=sc.rsa.model_dump(),
         )
         if sc.layer_selection != "argmax" and spec.get("all_layers"):
