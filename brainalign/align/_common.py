@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -66,3 +67,34 @@ def match_runs(rec_runs: np.ndarray, stim_runs: np.ndarray) -> dict:
             stacklevel=3,
         )
     return out
+
+
+def apply_word_weights(values, word_times, weights: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Put word features on the frame clock through a weight matrix.
+
+    Parameters
+    ----------
+    values : array, shape (n_words, p) or (n_words,)
+        Word features.
+    word_times : array, shape (n_words,)
+        Word times in seconds.
+    weights : callable
+        Given the word times (float64, shape (n_words,)), returns the
+        (n_frames, n_words) weight matrix.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, p) or (n_frames,), dtype of ``values`` if floating, else float64
+    """
+    v = np.asarray(values)
+    squeeze = v.ndim == 1
+    if squeeze:
+        v = v[:, None]
+    if v.ndim != 2:
+        raise ShapeMismatchError(f"values must be (n_words, p); got shape {v.shape}")
+    wt = np.asarray(word_times, dtype=float).ravel()
+    if v.shape[0] != wt.size:
+        raise ShapeMismatchError(f"{v.shape[0]} feature rows but {wt.size} word times")
+    dtype = v.dtype if np.issubdtype(v.dtype, np.floating) else np.float64
+    out = np.asarray(weights(wt).astype(dtype) @ v.astype(dtype, copy=False))
+    return out[:, 0] if squeeze else out

@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 from scipy import sparse
 
-from ..errors import AlignmentError, NonFiniteError, ShapeMismatchError
+from ._common import apply_word_weights
+from ..errors import AlignmentError, NonFiniteError
 
 HRF_MODELS = ("spm", "glover")
 
@@ -123,16 +124,4 @@ def hrf_convolve(
     -------
     ndarray, shape (n_frames, p)
     """
-    v = np.asarray(values)
-    squeeze = v.ndim == 1
-    if squeeze:
-        v = v[:, None]
-    if v.ndim != 2:
-        raise ShapeMismatchError(f"values must be (n_words, p); got shape {v.shape}")
-    wt = np.asarray(word_times, dtype=float).ravel()
-    if v.shape[0] != wt.size:
-        raise ShapeMismatchError(f"{v.shape[0]} feature rows but {wt.size} word times")
-    dtype = v.dtype if np.issubdtype(v.dtype, np.floating) else np.float64
-    w = hrf_matrix(wt, frame_times, tr=tr, hrf_model=hrf_model, oversampling=oversampling)
-    out = np.asarray(w.astype(dtype) @ v.astype(dtype, copy=False))
-    return out[:, 0] if squeeze else out
+    return apply_word_weights(values, word_times, lambda wt: hrf_matrix(wt, frame_times, tr=tr, hrf_model=hrf_model, oversampling=oversampling))

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from ..errors import AlignmentError, NonFiniteError, ShapeMismatchError
+from ._common import apply_word_weights
+from ..errors import AlignmentError, NonFiniteError
 
 
 def lanczos_kernel(x: np.ndarray, window: int = 3) -> np.ndarray:
@@ -129,16 +130,4 @@ def lanczos_resample(
     -------
     ndarray, shape (n_frames, p), dtype of ``values`` if floating, else float64
     """
-    v = np.asarray(values)
-    squeeze = v.ndim == 1
-    if squeeze:
-        v = v[:, None]
-    if v.ndim != 2:
-        raise ShapeMismatchError(f"values must be (n_words, p); got shape {v.shape}")
-    wt = np.asarray(word_times, dtype=float).ravel()
-    if v.shape[0] != wt.size:
-        raise ShapeMismatchError(f"{v.shape[0]} feature rows but {wt.size} word times")
-    dtype = v.dtype if np.issubdtype(v.dtype, np.floating) else np.float64
-    w = lanczos_matrix(wt, frame_times, window=window, cutoff=cutoff, normalize=normalize)
-    out = np.asarray(w.astype(dtype) @ v.astype(dtype, copy=False))
-    return out[:, 0] if squeeze else out
+    return apply_word_weights(values, word_times, lambda wt: lanczos_matrix(wt, frame_times, window=window, cutoff=cutoff, normalize=normalize))

@@ -146,7 +146,6 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         return self
 
     def _fit(self, Xs, sizes, Y, flat, keep, B, alphas, splits, gammas) -> None:
-        n = Xs[0].shape[0]
         Yfit = Y if keep is None else Y[:, keep]
         X_all = np.hstack([X.astype(B.np_dtype, copy=False) for X in Xs])
         block = np.repeat(np.arange(len(Xs)), sizes)

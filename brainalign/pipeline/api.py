@@ -8,7 +8,6 @@ The Python face of the pipeline. It puts word features on the neural clock
 from __future__ import annotations
 
 import json
-import warnings as _warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np

@@ -33,7 +33,6 @@ def _test(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """One-sided test that the mean of x (n_subjects, m) is > 0, column-wise."""
     from scipy import stats
 
-    n = np.sum(np.isfinite(x), axis=0)
     stat = np.full(x.shape[1], np.nan)
     p = np.full(x.shape[1], np.nan)
     for j in range(x.shape[1]):

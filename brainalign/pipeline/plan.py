@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, PipelineError
+from ..errors import ConfigError, InputError
 from . import outputs
 from .api import annotate, finalize, score_chunk, select_activations
 from .config import PACKAGED_MODEL, PipelineConfig, validate_config

@@ -15,7 +15,6 @@ scaled by its projected features to the planted channels; written with mne-bids
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Sequence
@@ -247,7 +246,6 @@ def _write_meeg_subject(out, sub, task, stim, acts, planted, n_ch, sfreq, run_se
     ch_type = "mag" if modality == "meg" else "seeg"
     names = [f"{'MEG' if modality == 'meg' else 'SEEG'}{i:03d}" for i in range(n_ch)]
     n = int(round(run_seconds * sfreq))
-    t = np.arange(n) / sfreq
     lags = np.arange(0, int(0.8 * sfreq)) / sfreq
     kernel = np.exp(-0.5 * ((lags - 0.4) / 0.08) ** 2)
     for r in sorted(stim["run"].unique()):

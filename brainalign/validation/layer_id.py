@@ -25,7 +25,6 @@ Run ``python -m brainalign.validation.layer_id [--quick] [--output DIR]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

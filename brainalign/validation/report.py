@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MissingDataError
-from .stats import markdown_table, t_interval
+from .stats import markdown_table
 
 
 def _read(pattern_root: Path, pattern: str) -> pd.DataFrame:
