@@ -81,32 +81,33 @@ class BidsSource(_Strict):
         return [_label(str(p).removeprefix("sub-"), "participant label") for p in v]
 
 
-class RoiTableSource(_Strict):
+class _TableSource(_Strict):
+    """Fields shared by the non-BIDS table sources."""
+
+    task: str
+    participants: Optional[list[str]] = None
+    exclude: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _v_task = field_validator("task")(lambda v: _label(v, "task"))
+
+
+class RoiTableSource(_TableSource):
     """ROI time-course tables (non-BIDS), read by :mod:`brainalign.io.roi_table`."""
 
     kind: Literal["roi_table"] = "roi_table"
     root: str
     adapter: str = Field("alice", description="which reader in brainalign.io.roi_table")
     task: str = "listening"
-    participants: Optional[list[str]] = None
-    exclude: list[str] = Field(default_factory=list)
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    _v_task = field_validator("task")(lambda v: _label(v, "task"))
 
 
-class WordErpSource(_Strict):
+class WordErpSource(_TableSource):
     """Per-word ERP tables (one row per participant and word), :mod:`brainalign.io.word_table`."""
 
     kind: Literal["word_erp"] = "word_erp"
     path: str
     adapter: str = Field("frank2015", description="which reader in brainalign.io.word_table")
     task: str = "reading"
-    participants: Optional[list[str]] = None
-    exclude: list[str] = Field(default_factory=list)
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    _v_task = field_validator("task")(lambda v: _label(v, "task"))
 
 
 Source = Annotated[Union[BidsSource, RoiTableSource, WordErpSource], Field(discriminator="kind")]
