@@ -48,42 +48,74 @@ def make_data(n: int, p: int, T: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return X, Y, Xt
 
 
-def gemm_peak(repeats: int = 5, size: int = 2048) -> float:
+def gemm_peak(repeats: int = 5, size: int = 2048, device: str = "cpu") -> float:
     """Best float32 GFLOP/s of torch matmul on this machine (current thread setting)."""
     import torch
 
-    a = torch.randn(size, size)
-    b = torch.randn(size, size)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
     a @ b
+    sync(device)
     best = np.inf
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best / 1e9
 
 
-def our_gemm_flops(n: int, p: int, T: int, n_alphas: int, n_folds: int) -> float:
-    """GEMM floating-point operations our fit performs (eigh and elementwise work not counted)."""
+def basis_sizes(X: np.ndarray, alphas: np.ndarray, n_folds: int, dtype=np.float32) -> list[int]:
+    """Rows of each fold's alpha basis (see ``brainalign.encoding._solver.alpha_basis``)."""
+    from brainalign.encoding._solver import ALPHA_BASIS_TOL, alpha_basis
+
+    n = X.shape[0]
+    edges = np.linspace(0, n, n_folds + 1).astype(int)
+    out = []
+    for k in range(n_folds):
+        train = np.r_[0:edges[k], edges[k + 1]:n]
+        s2 = np.linalg.svd(X[train].astype(np.float64), compute_uv=False) ** 2
+        basis = alpha_basis(s2[s2 > s2[0] * 1e-6], alphas, ALPHA_BASIS_TOL * np.finfo(dtype).eps)
+        out.append(len(alphas) if basis is None else basis[0].shape[0])
+    return out
+
+
+def our_gemm_flops(n: int, p: int, T: int, n_alphas: int, n_folds: int, basis: list[int] | None = None) -> float:
+    """GEMM floating-point operations our fit performs (eigh and elementwise work not counted).
+
+    ``basis`` gives the size of each fold's alpha basis (default: no basis,
+    ``n_alphas`` rows). The small ``(n_alphas, k + 1)`` mixing products that
+    rebuild every alpha's residuals are counted too.
+    """
     from brainalign.encoding._solver import fold_is_cheaper
 
     total = 0.0
     n_val = n // n_folds
     n_tr = n - n_val
     r = min(n_tr, p)
-    if p <= n_tr:  # primal per fold: gram, W, A
-        total += n_folds * (2 * n_tr * p * p + 2 * n_tr * p * r + 2 * n_val * p * r)
-    else:  # dual: kernel, test kernel, A
-        total += n_folds * (2 * n_tr * n_tr * p + 2 * n_val * p * n_tr + 2 * n_val * n_tr * r)
-    if fold_is_cheaper(n_alphas, n_val, n_tr, r, T):  # validation map folded with W.T once per fold
-        total += n_folds * 2 * n_alphas * n_val * r * n_tr
-        total += n_folds * T * 2 * n_alphas * n_val * n_tr
-    else:
-        total += n_folds * T * (2 * n_tr * r + 2 * n_alphas * n_val * r)
+    basis = basis or [n_alphas] * n_folds
+    for m in basis:
+        if p <= n_tr:  # primal per fold: gram, W, A
+            total += 2 * n_tr * p * p + 2 * n_tr * p * r + 2 * n_val * p * r
+        else:  # dual: kernel, test kernel, A
+            total += 2 * n_tr * n_tr * p + 2 * n_val * p * n_tr + 2 * n_val * n_tr * r
+        if fold_is_cheaper(m, n_val, n_tr, r, T):  # validation map folded with W.T once per fold
+            total += 2 * m * n_val * r * n_tr + T * 2 * m * n_val * n_tr
+        else:
+            total += T * (2 * n_tr * r + 2 * m * n_val * r)
+        if m < n_alphas:
+            total += T * 2 * n_alphas * (m + 1) * n_val
     rf = min(n, p)
     total += 2 * n * p * rf + (2 * n * p * rf if p <= n else 2 * p * n * n)  # refit gram + W or M
     total += T * (2 * n * rf + 2 * p * rf)
     return total
+
+
+def sync(device: str) -> None:
+    if device != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def fit_ours(X, Y, alphas, folds):
@@ -92,11 +124,11 @@ def fit_ours(X, Y, alphas, folds):
     return RidgeCV(alphas=alphas, cv=folds, fit_intercept=False, backend="torch", dtype="float32").fit(X, Y)
 
 
-def fit_himalaya(X, Y, alphas, folds):
+def fit_himalaya(X, Y, alphas, folds, device: str = "cpu"):
     from himalaya.backend import set_backend
     from himalaya.ridge import RidgeCV as HRidgeCV
 
-    set_backend("torch", on_error="raise")
+    set_backend("torch" if device == "cpu" else "torch_cuda", on_error="raise")
     return HRidgeCV(alphas=alphas, cv=folds, fit_intercept=False, solver_params=dict(warn=False)).fit(X, Y)
 
 
@@ -165,6 +197,8 @@ def main() -> None:
     ap.add_argument("--alphas", type=int, default=13)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-memory", action="store_true", help="skip the child-process memory runs")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved runs of each; the best is kept")
+    ap.add_argument("--device", default="cpu", help="'cpu' or a CUDA device such as 'cuda'")
     ap.add_argument("--memory-child", choices=["brainalign", "himalaya"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
@@ -173,35 +207,47 @@ def main() -> None:
 
     import torch
 
+    dev = args.device
+    if dev != "cpu":
+        os.environ["BRAINALIGN_DEVICE"] = dev
     alphas = np.logspace(-2, 10, args.alphas)
+    where = (torch.cuda.get_device_name(0) if dev != "cpu" else f"threads={torch.get_num_threads()}")
     print(f"# ridge benchmark: n={args.n} p={args.p} alphas={args.alphas} folds={args.folds} float32, "
-          f"torch {torch.__version__} threads={torch.get_num_threads()}, cpus={os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    peak = gemm_peak()
-    print(f"torch float32 GEMM peak (2048^3, best of 5): {peak:.0f} GFLOP/s")
+          f"torch {torch.__version__} on {dev} ({where}), cpus={os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}, best of {args.repeats} interleaved runs")
+    peak = gemm_peak(device=dev, size=2048 if dev == "cpu" else 8192)
+    print(f"torch float32 GEMM peak ({'2048' if dev == 'cpu' else '8192'}^3, best of 5): {peak:.0f} GFLOP/s")
     Xw, Yw, _ = make_data(300, 100, 50, seed=1)
     fit_ours(Xw, Yw, alphas, args.folds)
-    fit_himalaya(Xw, Yw, alphas, args.folds)
+    fit_himalaya(Xw, Yw, alphas, args.folds, dev)
+    sync(dev)
     rows = []
     for T in args.targets:
         X, Y, Xt = make_data(args.n, args.p, T)
-        t = time.perf_counter()
-        ours = fit_ours(X, Y, alphas, args.folds)
-        t_ours = time.perf_counter() - t
-        t = time.perf_counter()
-        theirs = fit_himalaya(X, Y, alphas, args.folds)
-        t_him = time.perf_counter() - t
+        k = basis_sizes(X, alphas, args.folds)
+        t_ours = t_him = np.inf
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            ours = fit_ours(X, Y, alphas, args.folds)
+            sync(dev)
+            t_ours = min(t_ours, time.perf_counter() - t)
+            theirs = None  # free the previous fit first
+            t = time.perf_counter()
+            theirs = fit_himalaya(X, Y, alphas, args.folds, dev)
+            sync(dev)
+            t_him = min(t_him, time.perf_counter() - t)
         a_h = to_numpy(theirs.best_alphas_)
         same = np.isclose(ours.alpha_, a_h, rtol=1e-4)
         p_o, p_h = ours.predict(Xt), Xt @ to_numpy(theirs.coef_)
         rel = np.linalg.norm(p_o - p_h, axis=0) / np.linalg.norm(p_h, axis=0)
-        gflops = our_gemm_flops(args.n, args.p, T, args.alphas, args.folds) / t_ours / 1e9
+        gflops = our_gemm_flops(args.n, args.p, T, args.alphas, args.folds, k) / t_ours / 1e9
         row = dict(T=T, himalaya_s=t_him, ours_s=t_ours, speedup=t_him / t_ours, gflops=gflops,
+                   basis=float(np.mean(k)),
                    frac_peak=gflops / peak, same_alpha=same.mean(), pred_rel_max_same=rel[same].max(),
                    pred_rel_median=np.median(rel))
         row = {k: (int(v) if k == "T" else float(v)) for k, v in row.items()}
         del theirs, ours
-        if not args.no_memory:
+        if not args.no_memory and dev == "cpu":
             for impl in ("brainalign", "himalaya"):
                 m = measure_memory(impl, args, T)
                 row[f"{impl}_peak_gb"] = m["peak"] / 1e9

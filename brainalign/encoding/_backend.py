@@ -116,14 +116,45 @@ class Backend:
             torch = _torch()
             return torch.linalg.eigh(G)
 
-    def sumsq(self, P: Any, axis: int) -> Any:
-        """Sum of squares along ``axis`` in one pass over memory."""
+    def sumsq(self, P: Any, axis: int, overwrite: bool = False) -> Any:
+        """Sum of squares along ``axis``.
+
+        With ``overwrite`` a torch ``P`` is squared in place (no temporary):
+        squaring then summing is 3-4x faster than ``vector_norm`` along a
+        middle axis on CPU.
+        """
         if self.name == "numpy":
             if P.ndim == 3 and axis == 1:
                 return np.einsum("aij,aij->aj", P, P)
             return (P * P).sum(axis)
+        return (P.square_() if overwrite else P * P).sum(axis)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        """Uninitialised array of the working dtype on the backend's device."""
+        if self.name == "numpy":
+            return np.empty(shape, dtype=self.np_dtype)
         torch = _torch()
-        return torch.linalg.vector_norm(P, dim=axis).square_()
+        return torch.empty(shape, dtype=getattr(torch, self.dtype), device=self.device)
+
+    def host_buffer(self, shape: tuple[int, ...]) -> Any:
+        """A host-side torch tensor for device-to-host copies (page-locked when it can be).
+
+        Page-locked memory lets a GPU write at full bus speed; a plain host
+        tensor is the fallback when pinning is refused.
+        """
+        torch = _torch()
+        dt = getattr(torch, self.dtype)
+        try:
+            return torch.empty(shape, dtype=dt, pin_memory=True)
+        except RuntimeError:
+            return torch.empty(shape, dtype=dt)
+
+    def matmul_into(self, out: Any, A: Any, B: Any) -> None:
+        """``out[...] = A @ B`` without a temporary (``out`` a contiguous row block)."""
+        if self.name == "numpy":
+            np.matmul(A, B, out=out)
+        else:
+            _torch().mm(A, B, out=out)
 
     def clip_min(self, a: Any, lo: float) -> Any:
         if self.name == "numpy":
@@ -192,24 +223,45 @@ class thread_limit:
         self._old = None
         self._ctl = None
 
+    # The BLAS limit is set first and restored first: an OpenMP-built OpenBLAS
+    # sets the calling thread's OpenMP team size, which torch also reads, so
+    # the other order left torch on the limited count after the block.
     def __enter__(self) -> "thread_limit":
         if self.n is None:
             return self
         torch = _torch()
         if torch is not None:
             self._old = torch.get_num_threads()
-            if self._old != self.n:
-                torch.set_num_threads(self.n)
         from threadpoolctl import threadpool_limits
 
         self._ctl = threadpool_limits(limits=self.n, user_api="blas")
+        if torch is not None:
+            torch.set_num_threads(self.n)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None and self._old != self.n:
-            _torch().set_num_threads(self._old)
         if self._ctl is not None:
             self._ctl.restore_original_limits()
+        if self._old is not None:
+            _torch().set_num_threads(self._old)
+
+
+def current_threads() -> int:
+    """Threads compute may use now: torch's intra-op setting (kept equal to the
+    BLAS limit by :class:`thread_limit` and the pipeline)."""
+    torch = _torch()
+    return int(torch.get_num_threads()) if torch is not None else (os.cpu_count() or 1)
+
+
+def pin_thread_to_one() -> None:
+    """Make compute called from the current (worker) thread single-threaded.
+
+    torch's setting reaches this thread's OpenMP team size, which a new
+    thread does not inherit from the one that changed it.
+    """
+    torch = _torch()
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def threads_for(flops: float) -> int | None:

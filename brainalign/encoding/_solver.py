@@ -31,13 +31,29 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import FitError, InputError
-from ._backend import Backend, available_memory, thread_limit, threads_for
+from ._backend import (
+    EIGH_SERIAL_MAX,
+    Backend,
+    available_memory,
+    current_threads,
+    pin_thread_to_one,
+    thread_limit,
+    threads_for,
+)
 
-#: Upper bound on the target batch: beyond it the GEMMs get no faster and the
-#: working set only grows (measured on 2-core AVX2/AVX-512 CPUs).
+#: Upper bound on the target batch on CPU: beyond it the GEMMs get no faster
+#: and the working set only grows (measured on 2-core AVX2/AVX-512 CPUs).
 TARGET_BATCH_CAP = 512
+#: The same bound on a GPU, where wide products are needed to fill the device
+#: (the memory budget still applies).
+TARGET_BATCH_CAP_GPU = 16384
 #: Fraction of available memory the working set may use when ``max_memory`` is None.
 MEMORY_FRACTION = 0.5
+#: Threshold, in units of the working dtype's machine epsilon, on the singular
+#: values of the normalised penalty weights (:func:`alpha_basis`): float32
+#: rebuilds every alpha's weights to about 3e-6 relative, below the rounding
+#: of the float32 products themselves; float64 keeps nearly every component.
+ALPHA_BASIS_TOL = 8.0
 SOLVERS = ("auto", "primal", "dual")
 CRITERIA = ("mse", "r")
 
@@ -68,6 +84,97 @@ def choose_solver(solver: str, n_samples: int, n_features: int) -> str:
     return solver
 
 
+@dataclass
+class _Prepared:
+    """A training design centred and reduced to its Gram matrix (before eigh)."""
+
+    kind: str
+    Xc: Any
+    x_mean: Any
+    G: Any
+
+
+def _prepare(B: Backend, X_train: Any, fit_intercept: bool, solver: str) -> _Prepared:
+    n, p = X_train.shape
+    kind = choose_solver(solver, n, p)
+    x_mean = X_train.mean(0) if fit_intercept else None
+    Xc = X_train - x_mean if fit_intercept else X_train
+    G = Xc.T @ Xc if kind == "primal" else Xc @ Xc.T
+    return _Prepared(kind, Xc, x_mean, G)
+
+
+def _complete(
+    B: Backend, prep: _Prepared, s2: Any, V: Any, X_test: Any, fit_intercept: bool, for_refit: bool
+) -> Decomposition:
+    # Components with (numerically) zero variance carry nothing: W or A are
+    # zero along them analytically. Dropping them keeps r at the rank.
+    s2 = B.clip_min(s2, 0.0)
+    top = float(s2[-1]) if s2.shape[0] else 0.0
+    eps = float(np.finfo(B.np_dtype).eps)
+    keep_from = int((s2 <= top * eps * 10).sum()) if top > 0 else int(s2.shape[0])
+    s2 = s2[keep_from:]
+    V = V[:, keep_from:]
+    Xc, x_mean = prep.Xc, prep.x_mean
+    Xt = None
+    if X_test is not None:
+        Xt = X_test - x_mean if fit_intercept else X_test
+    if prep.kind == "primal":
+        W = Xc @ V
+        M = V if for_refit else None
+        A = Xt @ V if Xt is not None else None
+    else:
+        W = V
+        M = Xc.T @ V if for_refit else None
+        A = (Xt @ Xc.T) @ V if Xt is not None else None
+    return Decomposition(W=W, s2=s2, x_mean=x_mean, A=A, M=M)
+
+
+def _eigh_all(B: Backend, Gs: list) -> list:
+    """``B.eigh`` of every matrix; on CPU, several at once on one thread each.
+
+    Matrices up to ``EIGH_SERIAL_MAX`` rows are decomposed on one thread (see
+    :meth:`Backend.eigh`), which leaves the other cores idle; independent
+    folds are therefore decomposed side by side, as many at a time as the
+    process's thread setting allows. Each decomposition still runs on one
+    thread, so the results are bit-identical to a serial loop.
+    """
+    workers = min(len(Gs), max(1, current_threads()))
+    on_cpu = B.name == "numpy" or B.device == "cpu"
+    if workers < 2 or not on_cpu or any(G.shape[0] > EIGH_SERIAL_MAX for G in Gs):
+        return [B.eigh(G) for G in Gs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(G: Any) -> Any:
+        # OpenMP's thread count is per calling thread: a fresh worker would
+        # otherwise run LAPACK on every core, beside the other workers.
+        pin_thread_to_one()
+        return B.eigh(G)
+
+    with thread_limit(B, 1), ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, Gs))
+
+
+def decompose_all(
+    B: Backend,
+    jobs: Sequence[tuple[Any, Any, bool]],
+    *,
+    fit_intercept: bool = True,
+    solver: str = "auto",
+) -> list[Decomposition]:
+    """:func:`decompose` for several ``(X_train, X_test, for_refit)`` at once.
+
+    The Gram products run first (multi-threaded), then the eigendecompositions
+    side by side (:func:`_eigh_all`), then the maps.
+    """
+    preps = [_prepare(B, Xtr, fit_intercept, solver) for Xtr, _Xte, _r in jobs]
+    eigs = _eigh_all(B, [pr.G for pr in preps])
+    out = []
+    for pr, (s2, V), (_Xtr, Xte, for_refit) in zip(preps, eigs, jobs):
+        pr.G = None
+        out.append(_complete(B, pr, s2, V, Xte, fit_intercept, for_refit))
+    return out
+
+
 def decompose(
     B: Backend,
     X_train: Any,
@@ -91,37 +198,10 @@ def decompose(
     for_refit : bool
         Build ``M`` so that coefficients can be formed.
     """
-    n, p = X_train.shape
-    kind = choose_solver(solver, n, p)
-    x_mean = X_train.mean(0) if fit_intercept else None
-    Xc = X_train - x_mean if fit_intercept else X_train
-    if kind == "primal":
-        s2, V = B.eigh(Xc.T @ Xc)
-    else:
-        s2, V = B.eigh(Xc @ Xc.T)
-    # Components with (numerically) zero variance carry nothing: W or A are
-    # zero along them analytically. Dropping them keeps r at the rank.
-    s2 = B.clip_min(s2, 0.0)
-    top = float(s2[-1]) if s2.shape[0] else 0.0
-    eps = float(np.finfo(B.np_dtype).eps)
-    keep_from = int((s2 <= top * eps * 10).sum()) if top > 0 else int(s2.shape[0])
-    s2 = s2[keep_from:]
-    V = V[:, keep_from:]
-    if kind == "primal":
-        W = Xc @ V
-        M = V if for_refit else None
-        A = None
-        if X_test is not None:
-            Xt = X_test - x_mean if fit_intercept else X_test
-            A = Xt @ V
-    else:
-        W = V
-        M = Xc.T @ V if for_refit else None
-        A = None
-        if X_test is not None:
-            Xt = X_test - x_mean if fit_intercept else X_test
-            A = (Xt @ Xc.T) @ V
-    return Decomposition(W=W, s2=s2, x_mean=x_mean, A=A, M=M)
+    prep = _prepare(B, X_train, fit_intercept, solver)
+    s2, V = B.eigh(prep.G)
+    prep.G = None
+    return _complete(B, prep, s2, V, X_test, fit_intercept, for_refit)
 
 
 def penalty_weights(B: Backend, s2: Any, alphas: np.ndarray) -> Any:
@@ -146,7 +226,8 @@ def batch_size(
     budget = float(max_memory) if max_memory is not None else MEMORY_FRACTION * available_memory(B)
     room = budget / item - fixed
     size = int(room // max(per_target, 1)) if room > 0 else 1
-    return int(max(1, min(size, n_targets, TARGET_BATCH_CAP)))
+    cap = TARGET_BATCH_CAP if (B.name == "numpy" or B.device == "cpu") else TARGET_BATCH_CAP_GPU
+    return int(max(1, min(size, n_targets, cap)))
 
 
 def _sorted_alphas(alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -184,17 +265,56 @@ class RidgePath:
 
 
 def fold_decompositions(
-    B: Backend, Xb: Any, splits: list, *, fit_intercept: bool, solver: str
+    B: Backend, Xb: Any, splits: list, *, fit_intercept: bool, solver: str, with_full: bool = False
 ) -> list[Decomposition]:
-    """One :class:`Decomposition` (with ``A``) per ``(train, test)`` split."""
-    out = []
-    for train, test in splits:
-        d = decompose(
-            B, Xb[B.index(train)], X_test=Xb[B.index(test)], fit_intercept=fit_intercept, solver=solver
-        )
+    """One :class:`Decomposition` (with ``A``) per ``(train, test)`` split.
+
+    With ``with_full`` the decomposition of all samples for the refit (with
+    ``M``) is appended as the last element.
+    """
+    jobs = [(Xb[B.index(train)], Xb[B.index(test)], False) for train, test in splits]
+    if with_full:
+        jobs.append((Xb, None, True))
+    out = decompose_all(B, jobs, fit_intercept=fit_intercept, solver=solver)
+    for d, (train, test) in zip(out, splits):
         d.train, d.test = train, test
-        out.append(d)
     return out
+
+
+def alpha_basis(s2: np.ndarray, alphas: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A low-rank basis for the penalty weights of all alphas on one fold.
+
+    The rows ``w_a = 1 / (s2 + alpha_a)`` (n_alphas, r) are nearly collinear:
+    alphas far above the spectrum all give ``w ~ 1 / alpha`` and alphas far
+    below it all give ``w ~ 1 / s2``. Each row is normalised to unit length
+    and the set is decomposed by SVD (float64); components whose singular
+    value is at most ``tol`` are dropped, so that every ``w_a`` is rebuilt
+    with a relative error (2-norm over the spectral components) of at most
+    ``tol * sqrt(n_alphas)``.
+
+    Parameters
+    ----------
+    s2 : ndarray, shape (r,)
+        Squared singular values of the fold's training design.
+    alphas : ndarray, shape (n_alphas,)
+    tol : float
+        Absolute threshold on the singular values of the normalised rows.
+
+    Returns
+    -------
+    (E, C) or None
+        ``E`` (k, r) orthonormal basis rows and ``C`` (n_alphas, k) with
+        ``w ~ C @ E``; None when no component can be dropped (``k == n_alphas``).
+    """
+    s2 = np.asarray(s2, dtype=np.float64)
+    w = 1.0 / (s2[None, :] + np.asarray(alphas, dtype=np.float64)[:, None])
+    norms = np.linalg.norm(w, axis=1)
+    U, S, Vt = np.linalg.svd(w / norms[:, None], full_matrices=False)
+    k = int((S > tol).sum())
+    if k >= w.shape[0] or k == 0:
+        return None
+    C = norms[:, None] * (U[:, :k] * S[:k][None, :])
+    return Vt[:k], C
 
 
 def _validation_scores(
@@ -206,12 +326,17 @@ def _validation_scores(
     criterion: str,
     fit_intercept: bool,
     folded: bool,
+    mix: Any = None,
 ) -> Any:
     """Scores (n_alphas, batch) of one fold: negative MSE or Pearson r.
 
     ``Aw`` is the stacked validation map, either on the spectral coefficients
-    (``(a * n_test, r)``, then ``c = W.T @ Y_train`` is formed) or, when
-    ``folded``, already multiplied by ``W.T`` (``(a * n_test, n_train)``).
+    (``(m * n_test, r)``, then ``c = W.T @ Y_train`` is formed) or, when
+    ``folded``, already multiplied by ``W.T`` (``(m * n_test, n_train)``).
+    ``m`` is ``n_alphas``, or the size ``k`` of the fold's alpha basis when
+    ``mix`` is given: the predictions for every alpha are then ``mix @`` the
+    ``k`` basis predictions (for ``"mse"``, ``mix`` is (n_alphas, k + 1) and
+    its last column, -1, subtracts the validation targets in the same product).
     """
     tr, te = B.index(d.train), B.index(d.test)
     Ytr = Yb[tr]
@@ -220,10 +345,22 @@ def _validation_scores(
     if fit_intercept:
         Yte = Yte - Ytr.mean(0)
     n_te = Yte.shape[0]
-    P = (Aw @ c).reshape(n_alphas, n_te, -1)
+    if criterion == "mse" and mix is not None:
+        # residuals of every alpha in one product: [C, -1] @ [basis predictions; Yte]
+        k = mix.shape[1] - 1
+        Q = B.empty(((k + 1) * n_te, Yte.shape[1]))
+        B.matmul_into(Q[: k * n_te], Aw, c)
+        Q[k * n_te:] = Yte
+        P = (mix @ Q.reshape(k + 1, -1)).reshape(n_alphas, n_te, -1)
+        return -B.sumsq(P, 1, overwrite=True) / n_te
+    P = Aw @ c
     if criterion == "mse":
+        P = P.reshape(n_alphas, n_te, -1)
         P -= Yte[None]
-        return -B.sumsq(P, 1) / n_te
+        return -B.sumsq(P, 1, overwrite=True) / n_te
+    if mix is not None:
+        P = mix @ P.reshape(mix.shape[1], -1)
+    P = P.reshape(n_alphas, n_te, -1)
     # Pearson r within the fold, per alpha
     yc = Yte - Yte.mean(0)
     P -= P.mean(1)[:, None, :]
@@ -259,6 +396,7 @@ def _ridge_cv(
     folds: list[Decomposition] | None = None,
     full: Decomposition | None = None,
     fold_maps: bool | None = None,
+    alpha_basis_ok: bool = True,
 ) -> RidgePath:
     """Cross-validate one alpha per target, then refit on all samples.
 
@@ -284,6 +422,9 @@ def _ridge_cv(
     fold_maps : bool, optional
         Multiply each validation map by ``W.T`` up front (see
         :func:`fold_is_cheaper`, used when None).
+    alpha_basis_ok : bool
+        Validate on a low-rank basis of the penalty weights (see
+        :func:`alpha_basis`) when it has fewer rows than there are alphas.
 
     Returns
     -------
@@ -297,17 +438,32 @@ def _ridge_cv(
     n, p = Xb.shape
     T = Y.shape[1]
     if folds is None:
-        folds = fold_decompositions(B, Xb, splits, fit_intercept=fit_intercept, solver=solver)
+        both = refit and full is None
+        folds = fold_decompositions(B, Xb, splits, fit_intercept=fit_intercept, solver=solver, with_full=both)
+        if both:
+            full = folds.pop()
     if refit and full is None:
         full = decompose(B, Xb, fit_intercept=fit_intercept, solver=solver, for_refit=True)
     del Xb
 
-    # fold-wise stacked validation maps: (n_alphas * n_test, r)
-    Aws, folded = [], []
+    # fold-wise stacked validation maps: (m * n_test, r), m = n_alphas or the
+    # size of the fold's alpha basis
+    Aws, folded, mixes = [], [], []
+    basis_tol = ALPHA_BASIS_TOL * float(np.finfo(B.np_dtype).eps)
     for d in folds:
-        w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
-        Aw = (d.A[None, :, :] * w[:, None, :]).reshape(n_alphas * d.A.shape[0], d.rank)
-        fold = fold_is_cheaper(n_alphas, d.A.shape[0], d.W.shape[0], d.rank, T) if fold_maps is None else fold_maps
+        basis = alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tol) if alpha_basis_ok else None
+        if basis is None:
+            w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
+            mixes.append(None)
+        else:
+            E, C = basis
+            w = B.asarray(E)  # (k, r)
+            if criterion == "mse":  # the last column takes the validation targets off
+                C = np.hstack([C, -np.ones((C.shape[0], 1))])
+            mixes.append(B.asarray(C))
+        m = w.shape[0]
+        Aw = (d.A[None, :, :] * w[:, None, :]).reshape(m * d.A.shape[0], d.rank)
+        fold = fold_is_cheaper(m, d.A.shape[0], d.W.shape[0], d.rank, T) if fold_maps is None else fold_maps
         Aws.append(Aw @ d.W.T if fold else Aw)
         folded.append(fold)
     w_full = penalty_weights(B, full.s2, alphas_sorted) if refit else None
@@ -320,26 +476,44 @@ def _ridge_cv(
     if refit:
         fixed += full.W.shape[0] * full.W.shape[1] + full.M.shape[0] * full.M.shape[1]
     per_target = 2 * n + 2 * r_max + 2 * n_alphas * n_test_max + (p if refit else 0) + 4 * n_alphas
+    # On a GPU, Y goes over in one contiguous upload when it fits a quarter of
+    # the budget (column slices of a host array cost a host-side copy each),
+    # and the coefficients come back through a pinned (T, p) host buffer, row
+    # blocks at a time; coef is then its transposed (Fortran-ordered) view.
+    device_side = not B.writes_through
+    Ysrc = Y
+    if device_side:
+        budget = float(max_memory) if max_memory is not None else MEMORY_FRACTION * available_memory(B)
+        if Y.size * B.np_dtype.itemsize <= budget / 4:
+            Ysrc = B.asarray(Y)
+            fixed += Y.size
     tb = batch_size(B, n_targets=T, per_target=per_target, fixed=fixed, max_memory=max_memory)
 
     scores = np.empty((n_alphas, T), dtype=np.float64)
     tie_rtol = 8 * float(np.finfo(B.np_dtype).eps)
     alpha_idx = np.empty(T, dtype=np.intp)
-    coef = np.empty((p, T), dtype=B.np_dtype) if refit else None
+    coef_view = coef_rows = None
+    if refit and device_side:
+        coef_rows = B.host_buffer((T, p))
+        coef = coef_rows.numpy().T
+    elif refit:
+        coef = np.empty((p, T), dtype=B.np_dtype)
+        coef_view = B.view_numpy(coef)
+    else:
+        coef = None
     intercept = np.zeros(T, dtype=B.np_dtype) if refit else None
-    coef_view = B.view_numpy(coef) if (refit and B.writes_through) else None
     x_mean_full = full.x_mean if (refit and fit_intercept) else None
 
     for start in range(0, T, tb):
         sl = slice(start, min(start + tb, T))
-        Yb = B.asarray(Y[:, sl])
+        Yb = Ysrc[:, sl] if Ysrc is not Y else B.asarray(Y[:, sl])
         mu = None
         if fit_intercept:
             mu = Yb.mean(0)
             Yb = Yb - mu
         acc = None
-        for d, Aw, fold in zip(folds, Aws, folded):
-            s = _validation_scores(B, d, Aw, Yb, n_alphas, criterion, fit_intercept, fold)
+        for d, Aw, fold, mix in zip(folds, Aws, folded, mixes):
+            s = _validation_scores(B, d, Aw, Yb, n_alphas, criterion, fit_intercept, fold, mix)
             s = B.to_numpy(s).astype(np.float64)
             acc = s if acc is None else acc + s
         acc /= len(folds)
@@ -353,7 +527,7 @@ def _ridge_cv(
             if coef_view is not None:
                 coef_view[:, sl] = cb
             else:
-                coef[:, sl] = B.to_numpy(cb)
+                coef_rows[sl].copy_(cb.T)
             if fit_intercept:
                 icp = mu - x_mean_full @ cb
                 intercept[sl] = B.to_numpy(icp)
