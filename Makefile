@@ -37,6 +37,8 @@ validate: install
 	$(BIN)/python -m pytest -q -m slow
 	$(BIN)/brainalign run pipelines/alice_fmri.yaml
 	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-10mm --figure docs/validation/alice_10mm_layer_profiles.png
+	$(BIN)/brainalign run pipelines/alice_fmri_shared.yaml
+	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-10mm-shared
 	$(BIN)/brainalign run pipelines/alice_fmri_6mm.yaml
 	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-6mm
 	$(BIN)/python -m brainalign.validation.alice_unpenalized

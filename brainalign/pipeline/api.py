@@ -252,7 +252,7 @@ def score_chunk(
     baseline_delays=None,
     with_baseline: bool = True,
     fit_baseline: bool = True,
-    baseline_penalty: str = "shared",
+    baseline_penalty: str = "banded",
     regions: Mapping[str, Sequence[int]] | None = None,
     rsa_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:

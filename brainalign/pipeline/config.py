@@ -209,8 +209,9 @@ class ScoringConfig(_Strict):
     permutations: int = Field(0, ge=0)
     seed: int = 0
     baseline_penalty: Literal["shared", "banded"] = Field(
-        "shared", description="'shared': baseline + layer as one ridge (one penalty); 'banded': a two-band "
-        "ridge (brainalign.encoding.BandedRidgeCV) so the baseline is not shrunk with the layer's features")
+        "banded", description="'banded' (default): baseline + layer as a two-band ridge "
+        "(brainalign.encoding.BandedRidgeCV), so the baseline is not shrunk with the layer's features; "
+        "'shared': one ridge with one penalty for both (shrinks a small baseline; docs/validation.md)")
     layer_selection: Literal["argmax", "unique", "unique_adjacent", "single", "rsa"] = Field(
         "argmax", description="argmax of r; 'unique'/'unique_adjacent'/'single': brainalign.encoding.layer_id."
         "identify_layer (variance partitioning); 'rsa': brainalign.rsa.identify_layer")
