@@ -19,9 +19,10 @@ Both are the same estimator (the SVD of ``Xc`` seen from either side); the
 smaller Gram matrix is decomposed.
 
 Targets are processed in batches sized from a memory budget; within a batch,
-every fold and every alpha is one GEMM ``(a * n_test, r) @ (r, batch)``, the
-validation error is reduced on the spot and only ``(a, batch)`` numbers are
-kept. The refit of the batch follows at once, so ``Y`` is read once.
+every fold is one GEMM ``(m * n_test, r) @ (r, batch)``, where ``m`` is the
+number of alphas or, usually fewer, the rows of the fold's low-rank basis of
+penalty weights (:func:`alpha_basis`); the validation error of every alpha is
+rebuilt and reduced on the spot and only ``(a, batch)`` numbers are kept. The refit of the batch follows at once, so ``Y`` is read once.
 """
 from __future__ import annotations
 
