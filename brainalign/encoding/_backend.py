@@ -129,6 +129,12 @@ class Backend:
             return (P * P).sum(axis)
         return (P.square_() if overwrite else P * P).sum(axis)
 
+    def contiguous(self, a: Any) -> Any:
+        """``a`` in row-major (C) order, copied only when it is not already."""
+        if self.name == "numpy":
+            return np.ascontiguousarray(a)
+        return a.contiguous()
+
     def empty(self, shape: tuple[int, ...]) -> Any:
         """Uninitialised array of the working dtype on the backend's device."""
         if self.name == "numpy":
