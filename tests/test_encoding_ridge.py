@@ -153,6 +153,45 @@ def test_folded_validation_maps_give_the_same_scores(criterion):
     np.testing.assert_array_equal(a.alpha_index, b.alpha_index)
 
 
+def test_alpha_basis_rebuilds_every_alphas_weights_within_its_bound():
+    from brainalign.encoding._alphas import alpha_basis
+
+    s2 = np.linalg.svd(np.random.default_rng(3).standard_normal((320, 400)), compute_uv=False) ** 2
+    alphas = np.logspace(-2, 10, 13)
+    tol = 8 * np.finfo(np.float32).eps
+    E, C = alpha_basis(s2, alphas, tol)
+    assert E.shape[0] < alphas.size  # the basis is smaller than the grid here
+    np.testing.assert_allclose(E @ E.T, np.eye(E.shape[0]), atol=1e-12)
+    w = 1.0 / (s2[None, :] + alphas[:, None])
+    rel = np.linalg.norm(C @ E - w, axis=1) / np.linalg.norm(w, axis=1)
+    assert rel.max() <= tol * np.sqrt(alphas.size)
+    assert alpha_basis(s2, alphas[:2], tol) is None  # nothing to drop from two distinct rows
+
+
+@pytest.mark.parametrize("criterion", ["mse", "r"])
+def test_alpha_basis_costs_no_more_accuracy_than_float32_itself(criterion):
+    """Against float64 exact scores, the float32 basis path errs no more than float32 exact."""
+    from brainalign.encoding._backend import resolve_backend
+    from brainalign.encoding._solver import ridge_cv
+    from brainalign.encoding._splits import make_splits
+
+    X, Y = make_data(400, 300, 200, seed=13, centre=False)
+    splits, alphas = make_splits(5, 400), np.logspace(-2, 10, 13)
+    ref = ridge_cv(resolve_backend("numpy", "float64"), X, Y, splits, alphas, criterion=criterion,
+                   use_alpha_basis=False)
+    B = resolve_backend("numpy", "float32")
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    exact = ridge_cv(B, X32, Y32, splits, alphas, criterion=criterion, use_alpha_basis=False)
+    basis = ridge_cv(B, X32, Y32, splits, alphas, criterion=criterion, use_alpha_basis=True)
+    scale = np.abs(ref.cv_scores).max(axis=0)
+    err_exact = np.max(np.abs(exact.cv_scores - ref.cv_scores) / scale)
+    err_basis = np.max(np.abs(basis.cv_scores - ref.cv_scores) / scale)
+    assert err_basis <= 1.5 * err_exact
+    assert np.mean(basis.alpha_index == ref.alpha_index) >= 0.99
+    same = basis.alpha_index == exact.alpha_index
+    np.testing.assert_array_equal(basis.coef[:, same], exact.coef[:, same])  # the refit does not use the basis
+
+
 def test_tiny_memory_budget_batches_targets_with_same_result():
     X, Y = make_data(100, 30, 40, seed=7, centre=False)
     big = RidgeCV(alphas=ALPHAS, dtype="float64").fit(X, Y)

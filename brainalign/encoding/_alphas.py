@@ -14,6 +14,7 @@ from ._backend import Backend
 #: of the float32 products themselves; float64 keeps nearly every component.
 ALPHA_BASIS_TOL = 8.0
 
+
 def penalty_weights(B: Backend, s2: Any, alphas: np.ndarray) -> Any:
     """``1 / (s2 + alpha)`` for every alpha: shape (n_alphas, r)."""
     a = B.asarray(np.asarray(alphas, dtype=np.float64)[:, None])
@@ -57,6 +58,7 @@ def alpha_basis(s2: np.ndarray, alphas: np.ndarray, tol: float) -> tuple[np.ndar
 
 
 def sorted_alphas(alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The alphas in ascending order and the order that sorts them; checks they are positive."""
     alphas = np.asarray(alphas, dtype=np.float64).ravel()
     if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
         raise InputError(f"alphas must be positive finite numbers; got {alphas.tolist()[:6]}")

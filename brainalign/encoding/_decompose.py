@@ -122,7 +122,8 @@ def _eigh_all(B: Backend, Gs: list) -> list:
 
     def one(G: Any) -> Any:
         # OpenMP's thread count is per calling thread: a fresh worker would
-        # otherwise run LAPACK on every core, beside the other workers.
+        # otherwise start from every core, and B.eigh's thread_limit would
+        # restore that count (globally, for MKL) while the other worker runs.
         pin_thread_to_one()
         return B.eigh(G)
 

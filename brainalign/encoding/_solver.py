@@ -145,7 +145,7 @@ def _ridge_cv(
     folds: list[Decomposition] | None = None,
     full: Decomposition | None = None,
     fold_maps: bool | None = None,
-    alpha_basis_ok: bool = True,
+    use_alpha_basis: bool = True,
 ) -> RidgePath:
     """Cross-validate one alpha per target, then refit on all samples.
 
@@ -171,7 +171,7 @@ def _ridge_cv(
     fold_maps : bool, optional
         Multiply each validation map by ``W.T`` up front (see
         :func:`fold_is_cheaper`, used when None).
-    alpha_basis_ok : bool
+    use_alpha_basis : bool
         Validate on a low-rank basis of the penalty weights (see
         :func:`alpha_basis`) when it has fewer rows than there are alphas.
 
@@ -200,7 +200,7 @@ def _ridge_cv(
     Aws, folded, mixes = [], [], []
     basis_tol = ALPHA_BASIS_TOL * float(np.finfo(B.np_dtype).eps)
     for d in folds:
-        basis = alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tol) if alpha_basis_ok else None
+        basis = alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tol) if use_alpha_basis else None
         if basis is None:
             w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
             mixes.append(None)
