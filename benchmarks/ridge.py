@@ -67,7 +67,7 @@ def gemm_peak(repeats: int = 5, size: int = 2048, device: str = "cpu") -> float:
 
 def basis_sizes(X: np.ndarray, alphas: np.ndarray, n_folds: int, dtype=np.float32) -> list[int]:
     """Rows of each fold's alpha basis (see ``brainalign.encoding._solver.alpha_basis``)."""
-    from brainalign.encoding._solver import ALPHA_BASIS_TOL, alpha_basis
+    from brainalign.encoding._alphas import alpha_basis, basis_tolerance
 
     n = X.shape[0]
     edges = np.linspace(0, n, n_folds + 1).astype(int)
@@ -75,7 +75,8 @@ def basis_sizes(X: np.ndarray, alphas: np.ndarray, n_folds: int, dtype=np.float3
     for k in range(n_folds):
         train = np.r_[0:edges[k], edges[k + 1]:n]
         s2 = np.linalg.svd(X[train].astype(np.float64), compute_uv=False) ** 2
-        basis = alpha_basis(s2[s2 > s2[0] * 1e-6], alphas, ALPHA_BASIS_TOL * np.finfo(dtype).eps)
+        s2 = s2[s2 > s2[0] * 1e-6]
+        basis = alpha_basis(s2, alphas, basis_tolerance(np.dtype(dtype), s2.size))
         out.append(len(alphas) if basis is None else basis[0].shape[0])
     return out
 

@@ -154,11 +154,11 @@ def test_folded_validation_maps_give_the_same_scores(criterion):
 
 
 def test_alpha_basis_rebuilds_every_alphas_weights_within_its_bound():
-    from brainalign.encoding._alphas import alpha_basis
+    from brainalign.encoding._alphas import alpha_basis, basis_tolerance
 
     s2 = np.linalg.svd(np.random.default_rng(3).standard_normal((320, 400)), compute_uv=False) ** 2
     alphas = np.logspace(-2, 10, 13)
-    tol = 8 * np.finfo(np.float32).eps
+    tol = basis_tolerance(np.dtype("float32"), s2.size)
     E, C = alpha_basis(s2, alphas, tol)
     assert E.shape[0] < alphas.size  # the basis is smaller than the grid here
     np.testing.assert_allclose(E @ E.T, np.eye(E.shape[0]), atol=1e-12)
@@ -168,28 +168,74 @@ def test_alpha_basis_rebuilds_every_alphas_weights_within_its_bound():
     assert alpha_basis(s2, alphas[:2], tol) is None  # nothing to drop from two distinct rows
 
 
-@pytest.mark.parametrize("criterion", ["mse", "r"])
-def test_alpha_basis_costs_no_more_accuracy_than_float32_itself(criterion):
-    """Against float64 exact scores, the float32 basis path errs no more than float32 exact."""
-    from brainalign.encoding._backend import resolve_backend
-    from brainalign.encoding._solver import ridge_cv
+def _basis_data(shape):
+    """(X, Y, splits): a small primal problem, or the geometry of benchmarks/ridge.py."""
     from brainalign.encoding._splits import make_splits
 
-    X, Y = make_data(400, 300, 200, seed=13, centre=False)
-    splits, alphas = make_splits(5, 400), np.logspace(-2, 10, 13)
+    if shape == "small":
+        X, Y = make_data(400, 300, 200, seed=13, centre=False)
+        return X, Y, make_splits(5, 400)
+    # n = 1600, p = 1536, 5 folds (dual, rank 1280): here the tolerance
+    # eps * sqrt(r) drops a component that a fixed 8 eps would keep
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1600, 1536))
+    X -= X.mean(0)
+    W = rng.standard_normal((1536, 150)) * rng.uniform(0.1, 1.0, 150) / np.sqrt(1536)
+    Y = X @ W + rng.standard_normal((1600, 150))
+    return X, Y - Y.mean(0), make_splits(5, 1600)
+
+
+def _basis_errors(shape, criterion, loosen=1.0):
+    """Max errors of float32 exact and basis scores against float64, scaled per target."""
+    import brainalign.encoding._alphas as alphas_mod
+    from brainalign.encoding._backend import resolve_backend
+    from brainalign.encoding._solver import ridge_cv
+
+    X, Y, splits = _basis_data(shape)
+    alphas = np.logspace(-2, 10, 13)
     ref = ridge_cv(resolve_backend("numpy", "float64"), X, Y, splits, alphas, criterion=criterion,
-                   use_alpha_basis=False)
-    B = resolve_backend("numpy", "float32")
+                   use_alpha_basis=False, refit=False)
+    B = resolve_backend("torch", "float32")
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     exact = ridge_cv(B, X32, Y32, splits, alphas, criterion=criterion, use_alpha_basis=False)
-    basis = ridge_cv(B, X32, Y32, splits, alphas, criterion=criterion, use_alpha_basis=True)
+    saved = alphas_mod.ALPHA_BASIS_TOL
+    alphas_mod.ALPHA_BASIS_TOL = saved * loosen
+    try:
+        basis = ridge_cv(B, X32, Y32, splits, alphas, criterion=criterion, use_alpha_basis=True)
+    finally:
+        alphas_mod.ALPHA_BASIS_TOL = saved
     scale = np.abs(ref.cv_scores).max(axis=0)
     err_exact = np.max(np.abs(exact.cv_scores - ref.cv_scores) / scale)
     err_basis = np.max(np.abs(basis.cv_scores - ref.cv_scores) / scale)
+    return err_exact, err_basis, ref, exact, basis
+
+
+@pytest.mark.parametrize("shape", ["small", "benchmark"])
+@pytest.mark.parametrize("criterion", ["mse", "r"])
+def test_alpha_basis_costs_no_more_accuracy_than_float32_itself(criterion, shape):
+    """Against float64 exact scores, the float32 basis path errs no more than float32 exact."""
+    err_exact, err_basis, ref, exact, basis = _basis_errors(shape, criterion)
     assert err_basis <= 1.5 * err_exact
     assert np.mean(basis.alpha_index == ref.alpha_index) >= 0.99
     same = basis.alpha_index == exact.alpha_index
     np.testing.assert_array_equal(basis.coef[:, same], exact.coef[:, same])  # the refit does not use the basis
+
+
+def test_alpha_basis_tolerance_is_where_the_error_starts():
+    """On the benchmark geometry the tolerance keeps 8 rows: fewer (7) cost accuracy, so the test above can fail."""
+    from brainalign.encoding._alphas import alpha_basis, basis_tolerance
+
+    X, _Y, splits = _basis_data("benchmark")
+    train = splits[0][0]
+    s2 = np.linalg.svd(X[train], compute_uv=False) ** 2
+    s2 = s2[s2 > s2[0] * 1e-6]
+    alphas = np.logspace(-2, 10, 13)
+    tol = basis_tolerance(np.dtype("float32"), s2.size)
+    assert alpha_basis(s2, alphas, tol)[0].shape[0] == 8
+    assert alpha_basis(s2, alphas, 8 * np.finfo(np.float32).eps)[0].shape[0] == 9  # the former fixed 8 eps
+    assert alpha_basis(s2, alphas, 100 * tol)[0].shape[0] == 7
+    err_exact, err_loose, *_ = _basis_errors("benchmark", "mse", loosen=100.0)
+    assert err_loose > 1.5 * err_exact
 
 
 def test_tiny_memory_budget_batches_targets_with_same_result():
@@ -272,3 +318,41 @@ def test_sklearn_conventions_and_bad_input():
     assert m.predict(X).shape == (40,) and m.coef_.shape == (3, 1)
     with pytest.raises(ShapeMismatchError, match="fitted on 3"):
         m.predict(np.zeros((5, 4)))
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_dual_folds_from_one_kernel_match_their_own_kernels(monkeypatch, fit_intercept):
+    """Dual folds re-centred from one kernel of all samples give each fold's own decomposition."""
+    import brainalign.encoding._decompose as dec
+    from brainalign.encoding._backend import resolve_backend
+    from brainalign.encoding._solver import ridge_cv
+    from brainalign.encoding._splits import make_splits
+
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((250, 400)) + 40.0 * rng.standard_normal(400)  # large feature means
+    X += np.linspace(0, 3, 250)[:, None]  # and a drift, so fold means differ from the global one
+    Y = X[:, :60] @ rng.standard_normal((60, 30)) / 8 + rng.standard_normal((250, 30)) + 5.0
+    splits, alphas = make_splits(5, 250), np.logspace(-2, 8, 11)
+    assert dec.kernel_is_cheaper(250, 400, splits, "auto")
+
+    def run(dtype, shared):
+        if not shared:
+            monkeypatch.setattr(dec, "kernel_is_cheaper", lambda *a: False)
+        try:
+            B = resolve_backend("torch", dtype)
+            return ridge_cv(B, X.astype(dtype), Y.astype(dtype), splits, alphas, fit_intercept=fit_intercept)
+        finally:
+            monkeypatch.undo()
+
+    a, b = run("float64", True), run("float64", False)
+    np.testing.assert_allclose(a.cv_scores, b.cv_scores, rtol=1e-9)
+    np.testing.assert_array_equal(a.alpha_index, b.alpha_index)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9, atol=1e-12)
+    if not fit_intercept:  # float32 without centring is dominated by the feature means here
+        return
+    # float32: re-centring the shared kernel costs no more accuracy than each fold's own
+    err = {}
+    for shared in (True, False):
+        r = run("float32", shared)
+        err[shared] = np.max(np.abs(r.cv_scores - a.cv_scores) / np.abs(a.cv_scores).max(0))
+    assert err[True] <= 1.5 * err[False] + 1e-7

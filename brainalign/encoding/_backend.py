@@ -155,12 +155,39 @@ class Backend:
         except RuntimeError:
             return torch.empty(shape, dtype=dt)
 
-    def matmul_into(self, out: Any, A: Any, B: Any) -> None:
-        """``out[...] = A @ B`` without a temporary (``out`` a contiguous row block)."""
+    def matmul_into(self, out: Any, A: Any, B: Any) -> Any:
+        """``out[...] = A @ B`` without a temporary; returns ``out``.
+
+        ``out`` may be a column block of a larger row-major array (torch
+        writes it in place, as BLAS's leading dimension).
+        """
         if self.name == "numpy":
             np.matmul(A, B, out=out)
         else:
             _torch().mm(A, B, out=out)
+        return out
+
+    def take_rows_into(self, out: Any, a: Any, idx: Any) -> Any:
+        """``out[...] = a[idx]`` (idx: backend integer indices); returns ``out``."""
+        if self.name == "numpy":
+            np.take(a, idx, axis=0, out=out)
+        else:
+            _torch().index_select(a, 0, idx, out=out)
+        return out
+
+    def copy_into(self, out: Any, a: Any) -> Any:
+        """``out[...] = a`` for a numpy or backend array ``a`` (cast to the working dtype)."""
+        if self.name == "numpy":
+            np.copyto(out, a, casting="same_kind")
+            return out
+        torch = _torch()
+        if isinstance(a, torch.Tensor):
+            out.copy_(a)
+        elif self.device == "cpu":
+            np.copyto(out.numpy(), a, casting="same_kind")
+        else:
+            out.copy_(torch.as_tensor(np.ascontiguousarray(a, dtype=self.np_dtype)))
+        return out
 
     def clip_min(self, a: Any, lo: float) -> Any:
         if self.name == "numpy":

@@ -59,12 +59,17 @@ def choose_solver(solver: str, n_samples: int, n_features: int) -> str:
 
 @dataclass
 class _Prepared:
-    """A training design centred and reduced to its Gram matrix (before eigh)."""
+    """A training design centred and reduced to its Gram matrix (before eigh).
+
+    ``cross`` (dual only, optional): the centred test-by-train kernel
+    ``Xtest_c @ Xc.T``, when it was taken from a kernel of all samples.
+    """
 
     kind: str
     Xc: Any
     x_mean: Any
     G: Any
+    cross: Any = None
 
 
 def _prepare(B: Backend, X_train: Any, fit_intercept: bool, solver: str) -> _Prepared:
@@ -92,7 +97,7 @@ def _complete(
     V = B.contiguous(V)
     Xc, x_mean = prep.Xc, prep.x_mean
     Xt = None
-    if X_test is not None:
+    if X_test is not None and prep.cross is None:
         Xt = X_test - x_mean if fit_intercept else X_test
     if prep.kind == "primal":
         W = Xc @ V
@@ -101,7 +106,10 @@ def _complete(
     else:
         W = V
         M = Xc.T @ V if for_refit else None
-        A = (Xt @ Xc.T) @ V if Xt is not None else None
+        if prep.cross is not None:
+            A = prep.cross @ V
+        else:
+            A = (Xt @ Xc.T) @ V if Xt is not None else None
     return Decomposition(W=W, s2=s2, x_mean=x_mean, A=A, M=M)
 
 
@@ -144,12 +152,63 @@ def decompose_all(
     side by side (:func:`_eigh_all`), then the maps.
     """
     preps = [_prepare(B, Xtr, fit_intercept, solver) for Xtr, _Xte, _r in jobs]
+    return _decompose_prepared(B, preps, [(Xte, r) for _Xtr, Xte, r in jobs], fit_intercept)
+
+
+def _decompose_prepared(B: Backend, preps: list, rest: list, fit_intercept: bool) -> list[Decomposition]:
+    """Eigendecompositions side by side, then the maps; ``rest`` is ``(X_test, for_refit)`` per job."""
     eigs = _eigh_all(B, [pr.G for pr in preps])
     out = []
-    for pr, (s2, V), (_Xtr, Xte, for_refit) in zip(preps, eigs, jobs):
+    for pr, (s2, V), (Xte, for_refit) in zip(preps, eigs, rest):
         pr.G = None
         out.append(_complete(B, pr, s2, V, Xte, fit_intercept, for_refit))
     return out
+
+
+def _dual_folds_from_kernel(B: Backend, Xb: Any, splits: list, fit_intercept: bool) -> list[_Prepared]:
+    """Every fold's centred kernels from one kernel of all samples.
+
+    When the folds are dual, each needs ``Xc Xc.T`` (train by train) and
+    ``Xtest_c Xc.T`` (test by train): both are blocks of ``Xg Xg.T`` over all
+    ``n`` samples, re-centred for the fold. With ``Xg`` centred on the mean
+    of all samples and ``d`` the fold's training mean of ``Xg``,
+    ``(Xg_i - d) . (Xg_j - d) = K_ij - Xg_i . d - Xg_j . d + d . d``, so one
+    ``(n, n)`` product replaces ``n_folds`` products of ``(n_train, n_train + n_test)``
+    (4 times fewer flops for 5 folds). Centring on the global mean first
+    keeps ``d`` small, so the correction costs no precision.
+    """
+    m = Xb.mean(0) if fit_intercept else None
+    Xg = Xb - m if fit_intercept else Xb
+    K = Xg @ Xg.T
+    preps = []
+    for train, test in splits:
+        tr, te = B.index(train), B.index(test)
+        G = K[tr][:, tr]
+        cross = K[te][:, tr]
+        x_mean = None
+        if fit_intercept:
+            Xtr = Xg[tr]
+            d = Xtr.mean(0)
+            u = Xtr @ d  # (n_train,)
+            v = Xg[te] @ d  # (n_test,)
+            dd = d @ d
+            G -= u[:, None]
+            G -= u[None, :]
+            G += dd
+            cross -= v[:, None]
+            cross -= u[None, :]
+            cross += dd
+            x_mean = m + d
+        preps.append(_Prepared("dual", None, x_mean, G, cross))
+    return preps
+
+
+def kernel_is_cheaper(n: int, p: int, splits: list, solver: str) -> bool:
+    """Whether every fold is dual and one ``(n, n)`` kernel costs less than the folds' own."""
+    if not splits or any(choose_solver(solver, len(tr), p) != "dual" for tr, _te in splits):
+        return False
+    own = sum(len(tr) * (len(tr) + len(te)) for tr, te in splits)
+    return own > n * n
 
 
 def decompose(
@@ -189,10 +248,19 @@ def fold_decompositions(
     With ``with_full`` the decomposition of all samples for the refit (with
     ``M``) is appended as the last element.
     """
-    jobs = [(Xb[B.index(train)], Xb[B.index(test)], False) for train, test in splits]
-    if with_full:
-        jobs.append((Xb, None, True))
-    out = decompose_all(B, jobs, fit_intercept=fit_intercept, solver=solver)
+    n, p = Xb.shape
+    if kernel_is_cheaper(n, p, splits, solver):
+        preps = _dual_folds_from_kernel(B, Xb, splits, fit_intercept)
+        rest = [(None, False)] * len(splits)
+        if with_full:
+            preps.append(_prepare(B, Xb, fit_intercept, solver))
+            rest.append((None, True))
+        out = _decompose_prepared(B, preps, rest, fit_intercept)
+    else:
+        jobs = [(Xb[B.index(train)], Xb[B.index(test)], False) for train, test in splits]
+        if with_full:
+            jobs.append((Xb, None, True))
+        out = decompose_all(B, jobs, fit_intercept=fit_intercept, solver=solver)
     for d, (train, test) in zip(out, splits):
         d.train, d.test = train, test
     return out

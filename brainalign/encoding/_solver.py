@@ -18,11 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import FitError, InputError
-from ._alphas import ALPHA_BASIS_TOL, alpha_basis, penalty_weights, select_alphas, sorted_alphas
+from ._alphas import ALPHA_BASIS_TOL, alpha_basis, basis_tolerance, penalty_weights, select_alphas, sorted_alphas
 from ._backend import Backend, available_memory, thread_limit, threads_for
 from ._decompose import Decomposition, decompose, fold_decompositions
 
-__all__ = ["ALPHA_BASIS_TOL", "alpha_basis", "decompose", "fold_decompositions", "penalty_weights",
+__all__ = ["ALPHA_BASIS_TOL", "alpha_basis", "basis_tolerance", "decompose", "fold_decompositions", "penalty_weights",
            "select_alphas", "ridge_cv", "refit_coefficients", "check_rank_inputs", "work_flops"]
 
 #: Upper bound on the target batch on CPU: beyond it the GEMMs get no faster
@@ -66,50 +66,77 @@ class RidgePath:
     intercept: np.ndarray | None  # (T,)
 
 
+class Workspace:
+    """Flat buffers reused from batch to batch, so that batches allocate nothing large.
+
+    Temporaries of several MB freed and allocated again every batch are
+    handed back to the operating system and come back as fresh pages; on the
+    virtual machines we measured, those page faults cost 10-30% of a fit.
+    Each named buffer is allocated once, at its first (largest) request.
+    """
+
+    def __init__(self, B: Backend) -> None:
+        self.B = B
+        self._flat: dict[str, Any] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> Any:
+        """A contiguous array of ``shape`` on the buffer ``name`` (contents undefined)."""
+        size = int(np.prod(shape))
+        flat = self._flat.get(name)
+        if flat is None or flat.shape[0] < size:
+            flat = self._flat[name] = self.B.empty((size,))
+        return flat[:size].reshape(shape)
+
+
 def _validation_scores(
     B: Backend,
     d: Decomposition,
+    idx: tuple[Any, Any],
     Aw: Any,
     Yb: Any,
     n_alphas: int,
     criterion: str,
     fit_intercept: bool,
     folded: bool,
-    mix: Any = None,
+    mix: Any,
+    ws: Workspace,
 ) -> Any:
     """Scores (n_alphas, batch) of one fold: negative MSE or Pearson r.
 
-    ``Aw`` is the stacked validation map, either on the spectral coefficients
+    ``idx`` are the fold's (train, test) rows as backend indices. ``Aw`` is
+    the stacked validation map, either on the spectral coefficients
     (``(m * n_test, r)``, then ``c = W.T @ Y_train`` is formed) or, when
     ``folded``, already multiplied by ``W.T`` (``(m * n_test, n_train)``).
     ``m`` is ``n_alphas``, or the size ``k`` of the fold's alpha basis when
     ``mix`` is given: the predictions for every alpha are then ``mix @`` the
     ``k`` basis predictions (for ``"mse"``, ``mix`` is (n_alphas, k + 1) and
     its last column, -1, subtracts the validation targets in the same product).
+    Intermediate arrays live in ``ws``.
     """
-    tr, te = B.index(d.train), B.index(d.test)
-    Ytr = Yb[tr]
-    Yte = Yb[te]
-    c = Ytr if folded else d.W.T @ Ytr
-    if fit_intercept:
-        Yte = Yte - Ytr.mean(0)
-    n_te = Yte.shape[0]
+    tr, te = idx
+    n_tr, n_te, b = int(tr.shape[0]), int(te.shape[0]), Yb.shape[1]
+    Ytr = B.take_rows_into(ws.get("y_train", (n_tr, b)), Yb, tr)
+    c = Ytr if folded else B.matmul_into(ws.get("c", (d.rank, b)), d.W.T, Ytr)
+    m = Aw.shape[0] // n_te
     if criterion == "mse" and mix is not None:
         # residuals of every alpha in one product: [C, -1] @ [basis predictions; Yte]
-        k = mix.shape[1] - 1
-        Q = B.empty(((k + 1) * n_te, Yte.shape[1]))
-        B.matmul_into(Q[: k * n_te], Aw, c)
-        Q[k * n_te:] = Yte
-        P = (mix @ Q.reshape(k + 1, -1)).reshape(n_alphas, n_te, -1)
-        return -B.sumsq(P, 1, overwrite=True) / n_te
-    P = Aw @ c
+        Q = ws.get("basis_pred", ((m + 1) * n_te, b))
+        B.matmul_into(Q[: m * n_te], Aw, c)
+        Yte = B.take_rows_into(Q[m * n_te:], Yb, te)
+        if fit_intercept:
+            Yte -= Ytr.mean(0)
+        P = B.matmul_into(ws.get("pred", (n_alphas, n_te * b)), mix, Q.reshape(m + 1, -1))
+        return -B.sumsq(P.reshape(n_alphas, n_te, b), 1, overwrite=True) / n_te
+    Yte = B.take_rows_into(ws.get("y_test", (n_te, b)), Yb, te)
+    if fit_intercept:
+        Yte -= Ytr.mean(0)
+    P = B.matmul_into(ws.get("basis_pred", (m * n_te, b)), Aw, c)
+    if mix is not None:
+        P = B.matmul_into(ws.get("pred", (n_alphas, n_te * b)), mix, P.reshape(m, -1))
+    P = P.reshape(n_alphas, n_te, b)
     if criterion == "mse":
-        P = P.reshape(n_alphas, n_te, -1)
         P -= Yte[None]
         return -B.sumsq(P, 1, overwrite=True) / n_te
-    if mix is not None:
-        P = mix @ P.reshape(mix.shape[1], -1)
-    P = P.reshape(n_alphas, n_te, -1)
     # Pearson r within the fold, per alpha
     yc = Yte - Yte.mean(0)
     P -= P.mean(1)[:, None, :]
@@ -197,10 +224,15 @@ def _ridge_cv(
 
     # fold-wise stacked validation maps: (m * n_test, r), m = n_alphas or the
     # size of the fold's alpha basis
+    # The bases first (numpy, float64), then the maps (backend): interleaving
+    # numpy's BLAS calls with torch's GEMMs made each map ~30 ms slower (the
+    # two OpenMP runtimes' threads contend while one of them spins down).
+    bases = [
+        alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tolerance(B.np_dtype, d.rank)) if use_alpha_basis else None
+        for d in folds
+    ]
     Aws, folded, mixes = [], [], []
-    basis_tol = ALPHA_BASIS_TOL * float(np.finfo(B.np_dtype).eps)
-    for d in folds:
-        basis = alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tol) if use_alpha_basis else None
+    for d, basis in zip(folds, bases):
         if basis is None:
             w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
             mixes.append(None)
@@ -213,7 +245,8 @@ def _ridge_cv(
         m = w.shape[0]
         Aw = (d.A[None, :, :] * w[:, None, :]).reshape(m * d.A.shape[0], d.rank)
         fold = fold_is_cheaper(m, d.A.shape[0], d.W.shape[0], d.rank, T) if fold_maps is None else fold_maps
-        Aws.append(Aw @ d.W.T if fold else Aw)
+        # a row-major copy of W.T makes this product ~30% faster than the transposed view
+        Aws.append(Aw @ B.contiguous(d.W.T) if fold else Aw)
         folded.append(fold)
     w_full = penalty_weights(B, full.s2, alphas_sorted) if refit else None
 
@@ -253,16 +286,18 @@ def _ridge_cv(
     intercept = np.zeros(T, dtype=B.np_dtype) if refit else None
     x_mean_full = full.x_mean if (refit and fit_intercept) else None
 
+    ws = Workspace(B)
+    idx = [(B.index(d.train), B.index(d.test)) for d in folds]
     for start in range(0, T, tb):
         sl = slice(start, min(start + tb, T))
-        Yb = Ysrc[:, sl] if Ysrc is not Y else B.asarray(Y[:, sl])
+        Yb = B.copy_into(ws.get("y", (n, sl.stop - start)), Ysrc[:, sl])
         mu = None
         if fit_intercept:
             mu = Yb.mean(0)
-            Yb = Yb - mu
+            Yb -= mu
         acc = None
-        for d, Aw, fold, mix in zip(folds, Aws, folded, mixes):
-            s = _validation_scores(B, d, Aw, Yb, n_alphas, criterion, fit_intercept, fold, mix)
+        for d, ix, Aw, fold, mix in zip(folds, idx, Aws, folded, mixes):
+            s = _validation_scores(B, d, ix, Aw, Yb, n_alphas, criterion, fit_intercept, fold, mix, ws)
             s = B.to_numpy(s).astype(np.float64)
             acc = s if acc is None else acc + s
         acc /= len(folds)
@@ -270,12 +305,12 @@ def _ridge_cv(
         best = select_alphas(acc, rtol=tie_rtol)
         alpha_idx[sl] = best
         if refit:
-            c = full.W.T @ Yb  # (r, b)
-            wsel = w_full[B.index(best)]  # (b, r)
-            cb = full.M @ (c * wsel.T)  # (p, b)
-            if coef_view is not None:
-                coef_view[:, sl] = cb
+            c = B.matmul_into(ws.get("c_full", (full.rank, Yb.shape[1])), full.W.T, Yb)  # (r, b)
+            c *= w_full[B.index(best)].T
+            if coef_view is not None:  # straight into the caller's (p, T) array
+                cb = B.matmul_into(coef_view[:, sl], full.M, c)
             else:
+                cb = B.matmul_into(ws.get("coef", (p, Yb.shape[1])), full.M, c)  # (p, b)
                 coef_rows[sl].copy_(cb.T)
             if fit_intercept:
                 icp = mu - x_mean_full @ cb
