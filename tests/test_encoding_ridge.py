@@ -356,3 +356,29 @@ def test_dual_folds_from_one_kernel_match_their_own_kernels(monkeypatch, fit_int
         r = run("float32", shared)
         err[shared] = np.max(np.abs(r.cv_scores - a.cv_scores) / np.abs(a.cv_scores).max(0))
     assert err[True] <= 1.5 * err[False] + 1e-7
+
+
+def test_device_side_path_gives_the_host_path_results():
+    """The GPU code path (Y uploaded once, coefficients through a (T, p) host buffer), run on CPU."""
+    from dataclasses import dataclass
+
+    from brainalign.encoding._backend import Backend, resolve_backend
+    from brainalign.encoding._solver import ridge_cv
+    from brainalign.encoding._splits import make_splits
+
+    @dataclass(frozen=True)
+    class DeviceLike(Backend):
+        @property
+        def writes_through(self) -> bool:  # what a CUDA backend reports
+            return False
+
+    X, Y = make_data(150, 200, 90, seed=5, centre=False, offset=1.0)
+    splits, alphas = make_splits(5, 150), np.logspace(-2, 6, 9)
+    host = ridge_cv(resolve_backend("torch", "float64"), X, Y, splits, alphas)
+    for max_memory in (None, 300_000):  # Y resident; Y (108 kB) over a quarter of the budget: sent by batch
+        dev = ridge_cv(DeviceLike("torch", "cpu", "float64"), X, Y, splits, alphas, max_memory=max_memory)
+        np.testing.assert_array_equal(dev.alpha_index, host.alpha_index)
+        np.testing.assert_allclose(dev.cv_scores, host.cv_scores, rtol=1e-12)
+        np.testing.assert_allclose(dev.coef, host.coef, rtol=1e-10, atol=1e-13)
+        assert dev.coef.flags.f_contiguous  # the transposed view of the (T, p) buffer
+        np.testing.assert_allclose(dev.intercept, host.intercept, rtol=1e-10, atol=1e-13)
