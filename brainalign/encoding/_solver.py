@@ -69,9 +69,9 @@ class RidgePath:
 class Workspace:
     """Flat buffers reused from batch to batch, so that batches allocate nothing large.
 
-    Temporaries of several MB freed and allocated again every batch are
-    handed back to the operating system and come back as fresh pages; on the
-    virtual machines we measured, those page faults cost 10-30% of a fit.
+    Temporaries of several MB freed and allocated again every batch can be
+    handed back to the operating system and come back as fresh pages (a fresh
+    13 MB torch tensor cost about 6 ms of page faults on our 2-core VM).
     Each named buffer is allocated once, at its first (largest) request.
     """
 
@@ -224,9 +224,9 @@ def _ridge_cv(
 
     # fold-wise stacked validation maps: (m * n_test, r), m = n_alphas or the
     # size of the fold's alpha basis
-    # The bases first (numpy, float64), then the maps (backend): interleaving
-    # numpy's BLAS calls with torch's GEMMs made each map ~30 ms slower (the
-    # two OpenMP runtimes' threads contend while one of them spins down).
+    # The bases first, then the maps: with numpy's OpenBLAS SVD in between,
+    # each map's GEMM took about twice as long (99 against 45 ms measured; two
+    # OpenMP thread pools contending, we believe). _alphas now uses torch's SVD.
     bases = [
         alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tolerance(B.np_dtype, d.rank)) if use_alpha_basis else None
         for d in folds
