@@ -382,3 +382,30 @@ def test_device_side_path_gives_the_host_path_results():
         np.testing.assert_allclose(dev.coef, host.coef, rtol=1e-10, atol=1e-13)
         assert dev.coef.flags.f_contiguous  # the transposed view of the (T, p) buffer
         np.testing.assert_allclose(dev.intercept, host.intercept, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-10), ("float32", 2e-4)])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_batches_on_numpy_blas_give_the_torch_results(monkeypatch, dtype, rtol, fit_intercept):
+    """Many-target torch-on-CPU fits run their batch products through numpy's BLAS: same results."""
+    import brainalign.encoding._backend as backend_mod
+    import brainalign.encoding._solver as solver_mod
+    from brainalign.encoding._backend import resolve_backend
+    from brainalign.encoding._splits import make_splits
+
+    X, Y = make_data(160, 220, 60, seed=8, centre=False, offset=1.5)
+    splits, alphas = make_splits(5, 160), np.logspace(-2, 6, 9)
+    B = resolve_backend("torch", dtype)
+    kw = dict(fit_intercept=fit_intercept, max_memory=160 * 25 * 8 * 14)  # several batches
+    torch_only = solver_mod.ridge_cv(B, X, Y, splits, alphas, **kw)
+    assert not solver_mod._batches_on_host_blas(B, 60, 1e3)
+    monkeypatch.setattr(solver_mod, "HOST_BLAS_MIN_TARGETS", 1)
+    monkeypatch.setattr(backend_mod, "SMALL_WORK_FLOPS", 0.0)
+    assert solver_mod._batches_on_host_blas(B, 60, 1e3)
+    hybrid = solver_mod.ridge_cv(B, X, Y, splits, alphas, **kw)
+    np.testing.assert_array_equal(hybrid.alpha_index, torch_only.alpha_index)
+    np.testing.assert_allclose(hybrid.cv_scores, torch_only.cv_scores, rtol=rtol)
+    scale = np.abs(torch_only.coef).max()
+    np.testing.assert_allclose(hybrid.coef, torch_only.coef, rtol=rtol, atol=rtol * scale)
+    if fit_intercept:
+        np.testing.assert_allclose(hybrid.intercept, torch_only.intercept, rtol=rtol, atol=rtol * scale)

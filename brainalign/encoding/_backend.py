@@ -205,9 +205,10 @@ def resolve_backend(backend: str = "auto", dtype: str = "float32") -> Backend:
     Parameters
     ----------
     backend : {"auto", "numpy", "torch"}
-        ``"auto"`` uses torch (on CUDA when available, else CPU; torch's CPU
-        float32 GEMMs beat numpy's on the machines we measured) and numpy when
-        torch cannot be imported. ``"torch"`` honours ``BRAINALIGN_DEVICE``
+        ``"auto"`` uses torch (on CUDA when available, else CPU) and numpy when
+        torch cannot be imported. On CPU, fits with many targets still run
+        their per-batch products through numpy's BLAS, which was the faster
+        one on our AMD benchmark machine (``_solver._batches_on_host_blas``). ``"torch"`` honours ``BRAINALIGN_DEVICE``
         (e.g. ``cpu``) when set.
     dtype : {"float32", "float64"}
     """

@@ -34,6 +34,10 @@ TARGET_BATCH_CAP_GPU = 16384
 #: Fraction of available memory the working set may use when ``max_memory`` is None.
 MEMORY_FRACTION = 0.5
 CRITERIA = ("mse", "r")
+#: With at least this many targets (and a solve large enough to be
+#: multi-threaded), torch-on-CPU fits run their per-batch products through
+#: numpy's BLAS (see :func:`_batches_on_host_blas`).
+HOST_BLAS_MIN_TARGETS = 1024
 
 
 def batch_size(
@@ -143,6 +147,32 @@ def _validation_scores(
     num = (P * yc[None]).sum(1)
     den = (B.sumsq(P, 1) * (yc * yc).sum(0)[None]) ** 0.5
     return num / den
+
+
+def _batches_on_host_blas(B: Backend, n_targets: int, flops: float) -> bool:
+    """Whether a torch-on-CPU fit runs its per-batch products through numpy's BLAS.
+
+    On the AMD EPYC we benchmark on, numpy's OpenBLAS ran the batch products
+    10-40% faster than torch's MKL (181-200 against 129-181 GFLOP/s for
+    ``(2560, 1280) @ (1280, 512)``) and a 20,000-target fit 13-17% faster.
+    Only the batch loop moves (the decompositions stay on torch), and only when
+    it dominates: many targets and a multi-threaded solve. Smaller fits keep
+    torch throughout, since the first OpenBLAS call after torch's costs a
+    thread hand-over. The choice depends on the problem's size only, so a
+    rerun gives bit-identical results.
+    """
+    return (
+        B.name == "torch" and B.device == "cpu" and n_targets >= HOST_BLAS_MIN_TARGETS
+        and threads_for(flops) is None
+    )
+
+
+def _host_view(B: Backend, d: Decomposition) -> Decomposition:
+    """``d`` with its arrays as numpy views (torch on CPU: no copy)."""
+    from dataclasses import replace
+
+    as_np = lambda a: None if a is None else B.to_numpy(a)  # noqa: E731
+    return replace(d, W=as_np(d.W), s2=as_np(d.s2), x_mean=as_np(d.x_mean), A=as_np(d.A), M=as_np(d.M))
 
 
 def fold_is_cheaper(n_alphas: int, n_test: int, n_train: int, rank: int, n_targets: int) -> bool:
@@ -286,6 +316,15 @@ def _ridge_cv(
     intercept = np.zeros(T, dtype=B.np_dtype) if refit else None
     x_mean_full = full.x_mean if (refit and fit_intercept) else None
 
+    if _batches_on_host_blas(B, T, work_flops(n, p, T, n_alphas, len(folds))):
+        # zero-copy numpy views of everything the batches read
+        B, host = Backend("numpy", "cpu", B.dtype), B
+        folds = [_host_view(host, d) for d in folds]
+        Aws = [host.to_numpy(a) for a in Aws]
+        mixes = [None if m_ is None else host.to_numpy(m_) for m_ in mixes]
+        if refit:
+            full, w_full, coef_view = _host_view(host, full), host.to_numpy(w_full), coef
+            x_mean_full = full.x_mean if fit_intercept else None
     ws = Workspace(B)
     idx = [(B.index(d.train), B.index(d.test)) for d in folds]
     for start in range(0, T, tb):
