@@ -171,7 +171,9 @@ def _host_view(B: Backend, d: Decomposition) -> Decomposition:
     """``d`` with its arrays as numpy views (torch on CPU: no copy)."""
     from dataclasses import replace
 
-    as_np = lambda a: None if a is None else B.to_numpy(a)  # noqa: E731
+    def as_np(a: Any) -> Any:
+        return None if a is None else B.to_numpy(a)
+
     return replace(d, W=as_np(d.W), s2=as_np(d.s2), x_mean=as_np(d.x_mean), A=as_np(d.A), M=as_np(d.M))
 
 
