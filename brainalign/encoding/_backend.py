@@ -208,7 +208,8 @@ def resolve_backend(backend: str = "auto", dtype: str = "float32") -> Backend:
         ``"auto"`` uses torch (on CUDA when available, else CPU) and numpy when
         torch cannot be imported. On CPU, fits with many targets still run
         their per-batch products through numpy's BLAS, which was the faster
-        one on our AMD benchmark machine (``_solver._batches_on_host_blas``). ``"torch"`` honours ``BRAINALIGN_DEVICE``
+        one on our AMD benchmark machine (``_solver._batches_on_host_blas``).
+        ``"torch"`` honours ``BRAINALIGN_DEVICE``
         (e.g. ``cpu``) when set.
     dtype : {"float32", "float64"}
     """

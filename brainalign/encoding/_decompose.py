@@ -187,10 +187,9 @@ def _dual_folds_from_kernel(B: Backend, Xb: Any, splits: list, fit_intercept: bo
         cross = K[te][:, tr]
         x_mean = None
         if fit_intercept:
-            Xtr = Xg[tr]
-            d = Xtr.mean(0)
-            u = Xtr @ d  # (n_train,)
-            v = Xg[te] @ d  # (n_test,)
+            d = Xg[tr].mean(0)
+            g = Xg @ d  # (n,)
+            u, v = g[tr], g[te]
             dd = d @ d
             G -= u[:, None]
             G -= u[None, :]

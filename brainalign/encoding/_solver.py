@@ -256,15 +256,11 @@ def _ridge_cv(
 
     # fold-wise stacked validation maps: (m * n_test, r), m = n_alphas or the
     # size of the fold's alpha basis
-    # The bases first, then the maps: with numpy's OpenBLAS SVD in between,
-    # each map's GEMM took about twice as long (99 against 45 ms measured; two
-    # OpenMP thread pools contending, we believe). _alphas now uses torch's SVD.
-    bases = [
-        alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tolerance(B.np_dtype, d.rank)) if use_alpha_basis else None
-        for d in folds
-    ]
     Aws, folded, mixes = [], [], []
-    for d, basis in zip(folds, bases):
+    for d in folds:
+        basis = None
+        if use_alpha_basis:
+            basis = alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tolerance(B.np_dtype, d.rank))
         if basis is None:
             w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
             mixes.append(None)
@@ -316,7 +312,6 @@ def _ridge_cv(
     else:
         coef = None
     intercept = np.zeros(T, dtype=B.np_dtype) if refit else None
-    x_mean_full = full.x_mean if (refit and fit_intercept) else None
 
     if _batches_on_host_blas(B, T, work_flops(n, p, T, n_alphas, len(folds))):
         # zero-copy numpy views of everything the batches read
@@ -326,7 +321,7 @@ def _ridge_cv(
         mixes = [None if m_ is None else host.to_numpy(m_) for m_ in mixes]
         if refit:
             full, w_full, coef_view = _host_view(host, full), host.to_numpy(w_full), coef
-            x_mean_full = full.x_mean if fit_intercept else None
+    x_mean_full = full.x_mean if (refit and fit_intercept) else None
     ws = Workspace(B)
     idx = [(B.index(d.train), B.index(d.test)) for d in folds]
     for start in range(0, T, tb):
