@@ -44,15 +44,35 @@ BIDS_VERSION = "1.9.0"
 
 
 # --------------------------------------------------------------------- atomic writes
+def process_umask() -> int:
+    """The process umask, read without changing it where ``/proc`` tells it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ""):
-    """Yield a temporary path beside ``path``; on success move it onto ``path``."""
+    """Yield a temporary path beside ``path``; on success move it onto ``path``.
+
+    The file gets the mode a plain ``open(path, "w")`` would give it
+    (``0o666 & ~umask``), not :func:`tempfile.mkstemp`'s private 0600; folders are
+    made with the umask as usual.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~process_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
