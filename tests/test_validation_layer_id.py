@@ -16,7 +16,7 @@ from brainalign.encoding.layer_id import (
     single_layer_scores,
     unique_variance_layers,
 )
-from brainalign.errors import FitError, InputError, ShapeMismatchError
+from brainalign.errors import InputError, ShapeMismatchError
 from brainalign.validation.stats import markdown_table, wilson_interval
 
 
@@ -111,7 +111,7 @@ def test_identify_layer_checks_input():
             identify_layer(K, Yc, folds, method=method)
     with pytest.raises(ShapeMismatchError):
         layer_kernels([layers[0], layers[1][:30]])
-    with pytest.raises(FitError):
+    with pytest.raises(InputError):  # the fold factory's error (make_folds)
         contiguous_folds(3, 5)
     folds_g = group_folds(np.repeat(np.arange(6), 5), 3)
     assert [f.size for f in folds_g] == [10, 10, 10]

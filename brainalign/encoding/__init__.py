@@ -8,9 +8,11 @@ Kernels take arrays and return arrays. Public names:
   per-fold r averaged over folds.
 - :class:`BandedRidgeCV` and :func:`variance_partitioning`: several feature
   spaces with their own penalties; unique and shared variance per space.
+- :func:`make_folds` and :func:`folds_to_splits`: the one fold factory.
 - :func:`pearson_r`, :func:`r2_score`, :func:`fdr_bh`, :func:`permutation_test`.
 """
 from .banded import BandedRidgeCV
+from .folds import FOLD_KINDS, folds_to_splits, make_folds
 from .nested import NestedCVResult, cross_validated_scores
 from .partition import VariancePartition, variance_partitioning
 from .ridge import DEFAULT_ALPHAS, RidgeCV
@@ -18,6 +20,7 @@ from .stats import ConstantTargetWarning, PermutationResult, fdr_bh, pearson_r, 
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "FOLD_KINDS",
     "BandedRidgeCV",
     "ConstantTargetWarning",
     "NestedCVResult",
@@ -26,6 +29,8 @@ __all__ = [
     "VariancePartition",
     "cross_validated_scores",
     "fdr_bh",
+    "folds_to_splits",
+    "make_folds",
     "pearson_r",
     "permutation_test",
     "r2_score",

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FitError, InputError, ShapeMismatchError
+from .folds import folds_to_splits, make_folds
 
 
 def make_splits(cv: Any, n_samples: int, groups: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -15,9 +16,11 @@ def make_splits(cv: Any, n_samples: int, groups: Any = None) -> list[tuple[np.nd
     Parameters
     ----------
     cv : int, scikit-learn splitter, or iterable of (train, test)
-        An int gives contiguous :class:`~sklearn.model_selection.KFold`
-        without shuffling (as himalaya), unless ``groups`` is given, in which
-        case it gives leave-one-group-out (the int is then ignored). A splitter
+        An int gives :func:`~brainalign.encoding.folds.make_folds`'s
+        ``"contiguous"`` folds (the blocks of an unshuffled KFold, as
+        himalaya), unless ``groups`` is given, in which case it gives its
+        ``"leave_one_run_out"`` folds over the groups, in order of first
+        appearance (the int is then ignored). A splitter
         is called as ``cv.split(np.empty(n_samples), groups=groups)``.
     n_samples : int
     groups : array-like, shape (n_samples,), optional
@@ -28,8 +31,6 @@ def make_splits(cv: Any, n_samples: int, groups: Any = None) -> list[tuple[np.nd
     list of (ndarray, ndarray)
         Sorted integer indices; every split has non-empty train and test parts.
     """
-    from sklearn.model_selection import KFold, LeaveOneGroupOut
-
     if groups is not None:
         groups = np.asarray(groups)
         if groups.shape != (n_samples,):
@@ -39,14 +40,9 @@ def make_splits(cv: Any, n_samples: int, groups: Any = None) -> list[tuple[np.nd
     dummy = np.empty((n_samples, 0))
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         if groups is not None:
-            n_groups = len(np.unique(groups))
-            if n_groups < 2:
-                raise FitError(f"leave-one-group-out needs at least 2 groups; groups has {n_groups}")
-            splits = LeaveOneGroupOut().split(dummy, groups=groups)
+            splits = folds_to_splits(make_folds("leave_one_run_out", n_samples, runs=groups), n_samples)
         else:
-            if cv < 2 or cv > n_samples:
-                raise InputError(f"cv={cv} folds is impossible with {n_samples} samples; use 2 <= cv <= n_samples")
-            splits = KFold(n_splits=int(cv), shuffle=False).split(dummy)
+            splits = folds_to_splits(make_folds("contiguous", n_samples, n_folds=int(cv)), n_samples)
     elif hasattr(cv, "split"):
         splits = cv.split(dummy, groups=groups)
     else:

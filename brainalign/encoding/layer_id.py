@@ -31,7 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import FitError, InputError, ShapeMismatchError
+from ..errors import InputError, ShapeMismatchError
+from .folds import make_folds
 
 DEFAULT_ALPHAS = np.logspace(-3, 4, 15)
 METHODS = ("unique", "unique_adjacent", "unique_pairwise", "single")
@@ -39,19 +40,14 @@ REFERENCES = ("others", "adjacent", "pairwise")
 
 
 def contiguous_folds(n: int, n_folds: int) -> list[np.ndarray]:
-    """``n_folds`` contiguous blocks of ``range(n)`` (test indices), sizes differing by at most one."""
-    if n_folds < 2 or n_folds > n:
-        raise FitError(f"cannot split {n} samples into {n_folds} folds")
-    return [np.asarray(b) for b in np.array_split(np.arange(n), n_folds)]
+    """``make_folds("contiguous", n, n_folds=n_folds)`` (kept for callers; see :mod:`.folds`)."""
+    return make_folds("contiguous", n, n_folds=n_folds)
 
 
 def group_folds(groups: Sequence, n_folds: int) -> list[np.ndarray]:
-    """Folds that keep each group whole: contiguous blocks of the sorted unique groups."""
+    """``make_folds("group", ...)``: groups kept whole, in order of first appearance (see :mod:`.folds`)."""
     g = np.asarray(groups)
-    uniq = np.unique(g)
-    if uniq.size < n_folds:
-        raise FitError(f"{uniq.size} groups cannot make {n_folds} folds")
-    return [np.flatnonzero(np.isin(g, block)) for block in np.array_split(uniq, n_folds)]
+    return make_folds("group", g.size, n_folds=n_folds, groups=g)
 
 
 def layer_kernels(features: Sequence[np.ndarray], dtype=np.float64) -> np.ndarray:
