@@ -24,6 +24,7 @@ from . import outputs
 from .api import annotate, finalize, score_chunk, select_activations
 from .config import PACKAGED_MODEL, PipelineConfig, validate_config
 from .executor import run_tasks
+from .paths import check_study_paths
 from .result import merge_chunks
 from .sources import default_task, list_participants, load_participant, selected_participants, source_root
 
@@ -242,7 +243,7 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
     Returns a :class:`RunSummary`; raises only for input refused before any work
     (unknown participant, bad configuration).
     """
-    out = Path(out_dir or cfg.outputs.dir or "brainalign-out").resolve()
+    out = check_study_paths(cfg, out_dir or cfg.outputs.dir or "brainalign-out")  # refused before any work
     src = cfg.source
     subjects = selected_participants(src, participants)
     if not subjects:
