@@ -408,21 +408,35 @@ def validate_config(data: dict, *, where: str = "", base_dir: str | Path | None 
     return cfg
 
 
+def read_config_file(path: str | Path) -> Any:
+    """The parsed YAML of a configuration file with ``${VARS}`` expanded (not validated).
+
+    Raises
+    ------
+    ConfigError
+        If the file does not exist, is not UTF-8 text or is not valid YAML.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"configuration file {p} does not exist")
+    try:
+        return _expand_tree(yaml.safe_load(p.read_text(encoding="utf-8")))
+    except UnicodeDecodeError:
+        raise ConfigError(f"configuration file {p} is not UTF-8 text: is it a YAML file?") from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError(f"configuration file {p} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+
+
 def load_config(path: str | Path) -> PipelineConfig:
     """Read, expand ``${VARS}`` and validate a YAML configuration file.
 
     Relative paths inside the file are taken relative to the file's folder.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"configuration file {p} does not exist")
-    try:
-        data = _expand_tree(yaml.safe_load(p.read_text()))
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        at = f" (line {line + 1})" if line is not None else ""
-        raise ConfigError(f"configuration file {p} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return validate_config(data or {}, where=str(p), base_dir=p.parent.resolve())
+    data = read_config_file(p)
+    return validate_config({} if data is None else data, where=str(p), base_dir=p.parent.resolve())
 
 
 def dump_config(cfg: PipelineConfig) -> str:
