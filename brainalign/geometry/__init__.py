@@ -1,0 +1,43 @@
+"""brainalign.geometry: representational geometry kernels (arrays in, arrays out).
+
+Comparisons of two representations of the same items (rows), float64, each
+returning a float for two (items, features) arrays and a matrix for stacks:
+
+- :func:`mutual_knn`, :func:`cycle_knn`, :func:`cknna` — nearest-neighbour
+  alignment (Huh et al. 2024), exact neighbours from a blocked similarity GEMM.
+- :func:`cka` — centered kernel alignment on patterns, linear or RBF, biased or
+  debiased (Kornblith et al. 2019; Song et al. 2012).
+- :func:`shape_distance`, :func:`shape_distance_cv` — generalized shape metrics
+  with partial whitening (Williams et al. 2021).
+
+And of one representation:
+
+- :func:`intrinsic_dimension`, :func:`intrinsic_dimension_ci` — TwoNN (Facco et
+  al. 2017) and GRIDE (Denti et al. 2022).
+
+This package imports neither io, pipeline, encoding nor rsa. Definitions and
+citations: docs/geometry.md.
+"""
+from .cka import KERNELS, cka, center_gram
+from .dimension import METHODS as ID_METHODS
+from .dimension import intrinsic_dimension, intrinsic_dimension_ci, neighbour_distances
+from .knn import cknna, cycle_knn, knn_indices, mutual_knn
+from .shape import KINDS, shape_distance, shape_distance_cv, whitening
+
+__all__ = [
+    "mutual_knn",
+    "cycle_knn",
+    "cknna",
+    "knn_indices",
+    "cka",
+    "center_gram",
+    "shape_distance",
+    "shape_distance_cv",
+    "whitening",
+    "intrinsic_dimension",
+    "intrinsic_dimension_ci",
+    "neighbour_distances",
+    "KERNELS",
+    "KINDS",
+    "ID_METHODS",
+]

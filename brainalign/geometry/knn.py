@@ -1,0 +1,219 @@
+"""Nearest-neighbour alignment of two representations of the same items.
+
+Huh, Cheung, Wang & Isola, "The Platonic Representation Hypothesis" (ICML 2024):
+mutual k-NN, cycle k-NN and CKNNA. Rows are L2-normalised and neighbours are the
+largest inner products (cosine similarity), each item itself excluded.
+
+Neighbours come from :func:`knn_indices`, which never builds or sorts the full
+(n, n) similarity matrix: it walks the upper triangle of the similarity GEMM in
+square blocks (half the flops of the full product, memory bounded by one block)
+and keeps a running top-k per row with :func:`numpy.argpartition`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import InputError
+from ._checks import as_patterns, check_k, pairwise, same_items
+
+BLOCK_BYTES = 1 << 25  # 32 MiB per similarity block
+
+
+def normalize_rows(x: np.ndarray, name: str = "A") -> np.ndarray:
+    """Rows of ``x`` (n, p) scaled to unit Euclidean norm; all-zero rows are refused."""
+    norms = np.linalg.norm(x, axis=1)
+    if np.any(norms == 0):
+        i = int(np.flatnonzero(norms == 0)[0])
+        raise InputError(f"{name} row {i} is all zeros (shape {x.shape}); cosine neighbours are undefined")
+    return x / norms[:, None]
+
+
+def _top_rows(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values and column positions of the k largest entries of each row of ``s``."""
+    kk = min(k, s.shape[1])
+    pos = np.argpartition(s, s.shape[1] - kk, axis=1)[:, s.shape[1] - kk:]
+    return np.take_along_axis(s, pos, axis=1), pos
+
+
+def _merge(vals, idx, rows, new_v, new_i, k):
+    v = np.concatenate([vals[rows], new_v], axis=1)
+    i = np.concatenate([idx[rows], new_i], axis=1)
+    pos = np.argpartition(v, v.shape[1] - k, axis=1)[:, v.shape[1] - k:]
+    vals[rows] = np.take_along_axis(v, pos, axis=1)
+    idx[rows] = np.take_along_axis(i, pos, axis=1)
+
+
+def knn_indices(x: Any, k: int, *, exclude_self: bool = True, block: int | None = None,
+                return_values: bool = False):
+    """Indices of each row's k largest inner products with the other rows.
+
+    Parameters
+    ----------
+    x : array, shape (n, p)
+        Rows to compare (normalise them first for cosine neighbours).
+    k : int
+        Neighbours per row, 1 <= k <= n - 1.
+    exclude_self : bool
+        True: a row is never its own neighbour.
+    block : int, optional
+        Rows per block (default: blocks of at most 32 MiB).
+    return_values : bool
+        Also return the inner products of the neighbours.
+
+    Returns
+    -------
+    idx : ndarray of int64, shape (n, k)
+        Neighbours of each row, in no particular order. Among exactly tied
+        similarities the choice is arbitrary.
+    values : ndarray, shape (n, k)
+        Only with ``return_values``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    k = check_k(k, n + (0 if exclude_self else 1))
+    b = int(block) if block else max(1, min(n, int(np.sqrt(BLOCK_BYTES / 8))))
+    starts = list(range(0, n, b))
+    vals = np.full((n, k), -np.inf)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    for bi, s0 in enumerate(starts):
+        r = slice(s0, min(s0 + b, n))
+        xr = x[r]
+        for s1 in starts[bi:]:
+            c = slice(s1, min(s1 + b, n))
+            s = xr @ x[c].T
+            if s1 == s0 and exclude_self:
+                np.fill_diagonal(s, -np.inf)
+            v, p = _top_rows(s, k)
+            _merge(vals, idx, r, v, p + s1, k)
+            if s1 != s0:
+                v, p = _top_rows(s.T, k)
+                _merge(vals, idx, c, v, p + s0, k)
+    return (idx, vals) if return_values else idx
+
+
+def _overlap(ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Per row, the number of entries the two (n, k) index sets share."""
+    n, k = ia.shape
+    out = np.empty(n)
+    step = max(1, (1 << 22) // (k * k))
+    for s in range(0, n, step):
+        a, b = ia[s:s + step], ib[s:s + step]
+        out[s:s + step] = (a[:, :, None] == b[:, None, :]).sum(axis=(1, 2))
+    return out
+
+
+def _neighbours(stack: list, k: int, name: str) -> list:
+    return [knn_indices(normalize_rows(a, name), k) for a in stack]
+
+
+def mutual_knn(A: Any, B: Any, k: int = 10):
+    """Mutual k-nearest-neighbour alignment (Huh et al. 2024).
+
+    For each item, take its k nearest neighbours in A and in B (cosine similarity
+    of L2-normalised rows, the item itself excluded); the score is the mean over
+    items of the fraction of neighbours the two sets share.
+
+    Parameters
+    ----------
+    A, B : array (n, p) / (n, q), or stacks (La, n, p) / sequences of (n, p_l)
+        Two representations of the same n items, rows in the same order.
+    k : int
+        Neighbours per item, 1 <= k <= n - 1.
+
+    Returns
+    -------
+    float in [0, 1] for two arrays, else an (La, Lb) matrix.
+    """
+    sa, single_a = as_patterns(A, "A", min_items=3)
+    sb, single_b = as_patterns(B, "B", min_items=3)
+    n = same_items(sa, sb)
+    k = check_k(k, n)
+    na, nb = _neighbours(sa, k, "A"), _neighbours(sb, k, "B")
+    return pairwise(na, nb, single_a and single_b,
+                    lambda i, j: float(_overlap(na[i], nb[j]).mean() / k))
+
+
+def _cycle(ia: np.ndarray, ib: np.ndarray) -> float:
+    n, k = ia.shape
+    keys = np.sort((np.arange(n)[:, None] * n + ia).ravel())  # pairs (j, neighbour of j in A)
+    query = ib * n + np.arange(n)[:, None]  # (j in knn_B(i), i)
+    pos = np.clip(np.searchsorted(keys, query), 0, keys.size - 1)
+    return float((keys[pos] == query).any(axis=1).mean())
+
+
+def cycle_knn(A: Any, B: Any, k: int = 10):
+    """Cycle k-NN (Huh et al. 2024): the fraction of items i for which some
+    neighbour j of i in B has i among its own neighbours in A.
+
+    Parameters and returns as :func:`mutual_knn`.
+    """
+    sa, single_a = as_patterns(A, "A", min_items=3)
+    sb, single_b = as_patterns(B, "B", min_items=3)
+    n = same_items(sa, sb)
+    k = check_k(k, n)
+    na, nb = _neighbours(sa, k, "A"), _neighbours(sb, k, "B")
+    return pairwise(na, nb, single_a and single_b, lambda i, j: _cycle(na[i], nb[j]))
+
+
+def _masked_gram(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> sp.csr_matrix:
+    vals = np.einsum("ij,ij->i", x[rows], x[cols])
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+
+
+def _hsic_sparse(K: sp.csr_matrix, L: sp.csr_matrix, unbiased: bool) -> float:
+    """HSIC of two (n, n) sparse kernels: Song et al.'s unbiased form or tr(KHLH)."""
+    n = K.shape[0]
+    if unbiased:
+        K = K - sp.diags(K.diagonal())
+        L = L - sp.diags(L.diagonal())
+    tr = float(K.multiply(L.T).sum())
+    sk, sl = float(K.sum()), float(L.sum())
+    if unbiased:
+        cross = float(np.asarray(K.sum(axis=0)).ravel() @ np.asarray(L.sum(axis=1)).ravel())
+        return (tr + sk * sl / ((n - 1) * (n - 2)) - 2 * cross / (n - 2)) / (n * (n - 3))
+    kl = float(np.asarray(K.sum(axis=0)).ravel() @ np.asarray(L.sum(axis=1)).ravel())  # 1'KL1
+    lk = float(np.asarray(L.sum(axis=0)).ravel() @ np.asarray(K.sum(axis=1)).ravel())  # 1'LK1
+    return tr - (kl + lk) / n + sk * sl / n ** 2
+
+
+def _cknna_pair(xa, xb, ia, ib, unbiased: bool) -> float:
+    n = xa.shape[0]
+
+    def sim(x1, i1, x2, i2):
+        rows = np.repeat(np.arange(n), i1.shape[1])
+        m1 = sp.csr_matrix((np.ones(rows.size), (rows, i1.ravel())), shape=(n, n))
+        m2 = sp.csr_matrix((np.ones(rows.size), (rows, i2.ravel())), shape=(n, n))
+        r, c = m1.multiply(m2).nonzero()
+        return _hsic_sparse(_masked_gram(x1, r, c, n), _masked_gram(x2, r, c, n), unbiased)
+
+    kl, kk, ll = sim(xa, ia, xb, ib), sim(xa, ia, xa, ia), sim(xb, ib, xb, ib)
+    denom = np.sqrt(kk * ll)
+    return float(kl / denom) if denom > 0 else float("nan")
+
+
+def cknna(A: Any, B: Any, k: int = 10, *, unbiased: bool = True):
+    """Centered kernel nearest-neighbour alignment, CKNNA (Huh et al. 2024).
+
+    Linear kernels K = Â Â', L = B̂ B̂' of the L2-normalised rows, kept only on
+    the pairs (i, j) where j is among i's k nearest neighbours in both (self
+    excluded when ``unbiased``, included otherwise); then
+    HSIC(K_m, L_m) / sqrt(HSIC(K_m', K_m') HSIC(L_m'', L_m'')), each self-term
+    masked by its own neighbours. HSIC is Song et al.'s unbiased estimator when
+    ``unbiased`` (the paper's default), else the biased tr(KHLH). Unlike
+    platonic-rep no 1e-6 is added to the denominator; a zero denominator gives NaN.
+
+    Parameters and returns as :func:`mutual_knn` (``k >= 2``).
+    """
+    sa, single_a = as_patterns(A, "A", min_items=5)
+    sb, single_b = as_patterns(B, "B", min_items=5)
+    n = same_items(sa, sb)
+    k = check_k(k, n + (0 if unbiased else 1), low=2)
+    xa = [normalize_rows(a, "A") for a in sa]
+    xb = [normalize_rows(b, "B") for b in sb]
+    ia = [knn_indices(x, k, exclude_self=unbiased) for x in xa]
+    ib = [knn_indices(x, k, exclude_self=unbiased) for x in xb]
+    return pairwise(xa, xb, single_a and single_b,
+                    lambda i, j: _cknna_pair(xa[i], xb[j], ia[i], ib[j], unbiased))
