@@ -5,34 +5,40 @@ layer x target with a bootstrap confidence interval (participants resampled,
 seeded), a one-sided test against 0 (Wilcoxon signed-rank or t-test) with
 Benjamini-Hochberg FDR over layer x target, and, when a baseline was fitted, the
 paired test of r(baseline + layer) against r(baseline) per target (FDR over layer x
-target). Results go to ``group/`` as long tables and mean-r maps, and ``group.html``.
+target). Participants are joined on each target's identity (voxel flat index in the
+volume grid, channel, ROI or region name) and every row says how many participants
+have that target (``n_subjects``). Results go to ``group/`` as long tables and
+mean-r maps; ``group.html`` is rendered from them by :mod:`.report`.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 
+from ..encoding import fdr_bh
 from ..errors import MissingDataError
 from . import outputs
 
-GROUP_COLUMNS = ("task", "model", "layer", "target", "method", "metric", "value", "n")
+GROUP_COLUMNS = ("task", "model", "layer", "target", "method", "metric", "value", "n_subjects")
 
 
 @dataclass
 class GroupResult:
+    """The group tables written, by (task, model); ``report`` is set by whoever renders ``group.html``."""
+
     tables: dict = field(default_factory=dict)
     report: Path | None = None
 
 
 def _test(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """One-sided test that the mean of x (n_subjects, m) is > 0, column-wise."""
-    from scipy import stats
-
     stat = np.full(x.shape[1], np.nan)
     p = np.full(x.shape[1], np.nan)
     for j in range(x.shape[1]):
@@ -65,91 +71,130 @@ def _rows(task, model, metric_vals: dict, layers, targets, method, n):
         L, T = np.meshgrid(np.arange(v.shape[0]), np.arange(v.shape[1]), indexing="ij")
         frames.append(pd.DataFrame({"task": task, "model": model, "layer": np.asarray(layers)[L.ravel()] if layers is not None else pd.NA,
                                     "target": np.asarray(targets)[T.ravel()].astype(str), "method": method,
-                                    "metric": metric, "value": v.ravel(), "n": np.asarray(n).ravel()}))
+                                    "metric": metric, "value": v.ravel(), "n_subjects": np.asarray(n).ravel()}))
     return frames
+
+
+def stack_subjects(dsets: list[xr.Dataset], var: str) -> xr.DataArray:
+    """``var`` of every participant on the union of their targets, (subject, ...).
+
+    Participants are joined on the target's identity (the ``target`` coordinate:
+    voxel flat index in the volume grid, channel, ROI or region name), so a
+    participant who lost targets has NaN there and the others keep their values.
+    """
+    return xr.concat([d[var] for d in dsets], dim="subject", join="outer", fill_value=np.nan)
+
+
+def _summary(x: np.ndarray, shp, test: str, ci: float, n_boot: int, seed: int, q) -> dict:
+    """Mean, bootstrap CI, one-sided test and FDR of x (n_subjects, m), reshaped to ``shp``."""
+    stat, p = _test(x, test) if test != "none" else (np.full(x.shape[1], np.nan),) * 2
+    lo, hi = bootstrap_ci(x, ci, n_boot, seed)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # targets no participant has
+        mean = np.nanmean(x, 0)
+    return {"mean": mean.reshape(shp), "ci_low": lo.reshape(shp), "ci_high": hi.reshape(shp),
+            "stat": stat.reshape(shp), "p": p.reshape(shp), "p_fdr": q(p.reshape(shp))}
 
 
 def group_stats(dsets: list[xr.Dataset], *, test: str = "wilcoxon", ci: float = 0.95, n_boot: int = 1000,
                 fdr: bool = True, baseline_label: str = "baseline", seed: int = 0) -> pd.DataFrame:
-    """Long table of group statistics for one task x model."""
-    from ..encoding import fdr_bh
+    """Long table of group statistics for one task x model.
 
+    Rows are per layer x target identity; ``n_subjects`` says how many
+    participants have a finite value there (a participant that lost a voxel
+    does not count for it).
+    """
     task, model = dsets[0].attrs["task"], dsets[0].attrs["model"]
     frames = []
     q = (lambda p: np.asarray(fdr_bh(np.nan_to_num(p.ravel(), nan=1.0))).reshape(p.shape)) if fdr else (lambda p: p)
-    if "r" in dsets[0]:
-        stack = xr.concat([d["r"] for d in dsets], dim="subject", join="outer")  # (subject, layer, target)
-        layers, targets = stack["layer"].values, stack["target"].values
-        x = stack.values.reshape(stack.shape[0], -1)
-        shp = stack.shape[1:]
-        stat, p = _test(x, test) if test != "none" else (np.full(x.shape[1], np.nan),) * 2
-        lo, hi = bootstrap_ci(x, ci, n_boot, seed)
+    opts = dict(test=test, ci=ci, n_boot=n_boot, seed=seed, q=q)
+    if all("r" in d for d in dsets):
+        stack = stack_subjects(dsets, "r")  # (subject, layer, target)
+        layers, targets, shp = stack["layer"].values, stack["target"].values, stack.shape[1:]
+        x = stack.values.reshape(len(dsets), -1)
         n = np.sum(np.isfinite(x), axis=0).reshape(shp)
-        vals = {"mean_r": np.nanmean(x, 0).reshape(shp), "ci_low": lo.reshape(shp), "ci_high": hi.reshape(shp),
-                "stat": stat.reshape(shp), "p": p.reshape(shp), "p_fdr": q(p.reshape(shp))}
-        if "r_norm" in dsets[0]:
-            rn = xr.concat([d["r_norm"] for d in dsets], dim="subject", join="outer").values.reshape(len(dsets), -1)
-            vals["mean_r_norm"] = np.nanmean(rn, 0).reshape(shp)
-            lo2, hi2 = bootstrap_ci(rn, ci, n_boot, seed)
-            vals["ci_low_r_norm"], vals["ci_high_r_norm"] = lo2.reshape(shp), hi2.reshape(shp)
-        if "baseline_r" in dsets[0]:
-            d = xr.concat([ds["r"] - ds["baseline_r"] for ds in dsets], dim="subject", join="outer")
-            dx = d.values.reshape(len(dsets), -1)
-            dstat, dp = _test(dx, test) if test != "none" else (np.full(dx.shape[1], np.nan),) * 2
-            dlo, dhi = bootstrap_ci(dx, ci, n_boot, seed)
-            vals.update(mean_delta_r=np.nanmean(dx, 0).reshape(shp), ci_low_delta_r=dlo.reshape(shp),
-                        ci_high_delta_r=dhi.reshape(shp), stat_delta_r=dstat.reshape(shp),
-                        p_delta_r=dp.reshape(shp), p_fdr_delta_r=q(dp.reshape(shp)))
-            b = xr.concat([ds["baseline_r"] for ds in dsets], dim="subject", join="outer")
-            bx = b.values
-            blo, bhi = bootstrap_ci(bx, ci, n_boot, seed)
-            frames += _rows(task, baseline_label, {"mean_r": np.nanmean(bx, 0)[None], "ci_low": blo[None], "ci_high": bhi[None]},
-                            None, b["target"].values, "encoding", np.sum(np.isfinite(bx), 0)[None])
+        s = _summary(x, shp, **opts)
+        vals = {"mean_r": s.pop("mean"), **s}
+        if all("r_norm" in d for d in dsets):
+            s = _summary(stack_subjects(dsets, "r_norm").values.reshape(len(dsets), -1), shp, **opts)
+            vals.update(mean_r_norm=s["mean"], ci_low_r_norm=s["ci_low"], ci_high_r_norm=s["ci_high"])
+        if all("baseline_r" in d for d in dsets):
+            delta = xr.concat([d["r"] - d["baseline_r"] for d in dsets], dim="subject", join="outer", fill_value=np.nan)
+            s = _summary(delta.transpose("subject", "layer", "target").values.reshape(len(dsets), -1), shp, **opts)
+            vals.update({f"{k}_delta_r": v for k, v in s.items()})
+            b = stack_subjects(dsets, "baseline_r")
+            s = _summary(b.values, (1, b.sizes["target"]), **dict(opts, test="none"))
+            frames += _rows(task, baseline_label, {"mean_r": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"]},
+                            None, b["target"].values, "encoding", np.sum(np.isfinite(b.values), 0)[None])
         frames += _rows(task, model, vals, layers, targets, "encoding", n)
-    if "rsa" in dsets[0]:
-        st = xr.concat([d["rsa"] for d in dsets], dim="subject", join="outer")
+    if all("rsa" in d for d in dsets):
+        st = stack_subjects(dsets, "rsa").transpose("subject", "layer", "region")
         x = st.values.reshape(len(dsets), -1)
-        shp = st.shape[1:]
-        stat, p = _test(x, test) if test != "none" else (np.full(x.shape[1], np.nan),) * 2
-        lo, hi = bootstrap_ci(x, ci, n_boot, seed)
-        frames += _rows(task, model, {"mean": np.nanmean(x, 0).reshape(shp), "ci_low": lo.reshape(shp),
-                                      "ci_high": hi.reshape(shp), "p": p.reshape(shp), "p_fdr": q(p.reshape(shp))},
-                        st["layer"].values, st["region"].values, "rsa", np.sum(np.isfinite(x), 0).reshape(shp))
+        s = _summary(x, st.shape[1:], **opts)
+        del s["stat"]
+        frames += _rows(task, model, s, st["layer"].values, st["region"].values, "rsa",
+                        np.sum(np.isfinite(x), 0).reshape(st.shape[1:]))
+    if not frames:
+        return pd.DataFrame(columns=list(GROUP_COLUMNS))
     df = pd.concat(frames, ignore_index=True)
     df["layer"] = df["layer"].astype("Int64")
     return df[list(GROUP_COLUMNS)]
 
 
+def group_options(cfg, settings: dict) -> dict:
+    """Group statistics from ``cfg`` when given, else from the participants' recorded settings."""
+    if cfg is not None:
+        st = cfg.statistics
+        return dict(test=st.group_test, ci=st.ci, n_boot=st.n_bootstrap, fdr=st.fdr, seed=cfg.scoring.seed,
+                    baseline_label=cfg.baseline.label if cfg.baseline else "baseline")
+    st = settings.get("statistics") or {}
+    base = settings.get("baseline") or {}
+    return dict(test=st.get("group_test", "wilcoxon"), ci=st.get("ci", 0.95), n_boot=st.get("n_bootstrap", 1000),
+                fdr=st.get("fdr", True), seed=(settings.get("scoring") or {}).get("seed", 0),
+                baseline_label=base.get("label", "baseline"))
+
+
+def group_maps(dsets: list[xr.Dataset]) -> list[tuple[int, object]]:
+    """(layer, mean-r NIfTI) per layer over the union of the participants' voxels; [] when not volumetric."""
+    geo = outputs.result_geometry(dsets[0])
+    if geo is None or not all("r" in d for d in dsets):
+        return []
+    flat: dict = {}
+    for d in dsets:  # target identity -> voxel flat index in the grid
+        flat.update(zip(d["target"].values.tolist(), outputs.flat_index(d).tolist()))
+    stack = stack_subjects(dsets, "r")
+    idx = np.asarray([flat[t] for t in stack["target"].values.tolist()], dtype=np.int64)
+    mean = stack.mean("subject", skipna=True)
+    return [(int(l), outputs.to_volume(mean.sel(layer=l).values, idx, geo[1], geo[0])) for l in mean["layer"].values]
+
+
 def run_group(out_dir, cfg=None) -> GroupResult:
-    """Group level over every participant result in ``out_dir``."""
+    """Group level over every participant result in ``out_dir``: tables and maps in ``group/``.
+
+    The statistics are ``cfg.statistics`` when ``cfg`` is given, else the ones
+    recorded in the participants' settings. Reports are written by
+    :func:`brainalign.pipeline.report.group_report`, which reads these files.
+    """
     out = Path(out_dir)
     files = outputs.find_results(out)
     if not files:
         raise MissingDataError(f"no participant results in {out}: run the participant level first")
-    by = {}
+    by: dict = {}
     for f in files:
         ds = outputs.read_result(f)
         by.setdefault((ds.attrs["task"], ds.attrs["model"]), []).append(ds)
-    st = cfg.statistics if cfg is not None else None
     res = GroupResult()
     for (task, model), dsets in sorted(by.items()):
         dsets = sorted(dsets, key=lambda d: d.attrs["subject"])
-        table = group_stats(dsets, test=st.group_test if st else "wilcoxon", ci=st.ci if st else 0.95,
-                            n_boot=st.n_bootstrap if st else 1000, fdr=st.fdr if st else True,
-                            baseline_label=cfg.baseline.label if (cfg is not None and cfg.baseline) else "baseline",
-                            seed=cfg.scoring.seed if cfg is not None else 0)
-        maps = []
-        geo = outputs.result_geometry(dsets[0])
-        if geo is not None and "r" in dsets[0] and (cfg is None or cfg.outputs.maps):
-            mean = xr.concat([d["r"] for d in dsets], dim="subject", join="outer").mean("subject", skipna=True)
-            idx = outputs.flat_index(dsets[0])
-            maps = [(int(l), outputs.to_volume(mean.sel(layer=l).values, idx, geo[1], geo[0])) for l in mean["layer"].values]
         settings = json.loads(dsets[0].attrs.get("settings", "{}"))
-        outputs.write_group(table, out, task, model, settings=dict(settings, participants=[d.attrs["subject"] for d in dsets]),
-                            maps=maps)
+        opts = group_options(cfg, settings)
+        table = group_stats(dsets, **opts)
+        maps = group_maps(dsets) if (cfg is None or cfg.outputs.maps) else []
+        stats = dict(settings.get("statistics") or {}, group_test=opts["test"], ci=opts["ci"],
+                     n_bootstrap=opts["n_boot"], fdr=opts["fdr"])
+        if cfg is not None:
+            stats["q"] = cfg.statistics.q
+        outputs.write_group(table, out, task, model, maps=maps,
+                            settings=dict(settings, statistics=stats, participants=[d.attrs["subject"] for d in dsets]))
         res.tables[(task, model)] = table
-    if cfg is None or cfg.outputs.report:
-        from .report import group_report
-
-        res.report = group_report(out, by, res.tables)
     return res

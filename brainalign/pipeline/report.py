@@ -4,7 +4,9 @@
 targets), a glass brain of the best layer (volumetric fMRI) or bars per target
 (ROIs, channels), RSA per layer, the settings and any warnings.
 ``group.html``: group layer profiles with bootstrap CIs over participants, group
-maps or bars, LM-vs-baseline differences and the settings.
+maps or bars, LM-vs-baseline differences and the settings, all read from disk (the
+group tables are never recomputed here). Significance marks use the study's
+``statistics.q``, read from the sidecars' settings.
 """
 from __future__ import annotations
 
@@ -12,12 +14,18 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
+from ..errors import MissingDataError
 from . import outputs
+from .summaries import best_layer, fdr_q, settings_of, warnings_of
+
+_GROUP_NAME = re.compile(r"task-(?P<task>[^_]+)_desc-(?P<model>[^_]+)_scores\.tsv")
 
 
 def _plt():
@@ -66,32 +74,42 @@ def plot_layers(dsets, ax=None, var: str = "r", label: str | None = None):
     return ax
 
 
+def _glass_brain(img, title: str, vmax: float, ax=None):
+    """nilearn glass brain of one image (NaN shown as 0)."""
+    from nilearn import plotting
+
+    plt = _plt()
+    img = type(img)(np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32)), img.affine)
+    fig = ax.figure if ax is not None else plt.figure(figsize=(7, 2.6))
+    return plotting.plot_glass_brain(img, figure=fig, axes=ax, colorbar=True, plot_abs=False, title=title,
+                                     vmax=float(vmax) if np.isfinite(vmax) and vmax > 0 else 1.0)
+
+
+def _bars(names, vals, ylabel: str, ax=None):
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4, 0.35 * len(vals)), 3))
+    ax.bar(range(len(vals)), vals)
+    ax.set_xticks(range(len(vals)))
+    ax.set_xticklabels([str(n) for n in names], rotation=90 if len(names) > 8 else 0, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color="k", lw=0.5)
+    return ax
+
+
 def plot_map(ds, layer: int | None = None, ax=None, var: str = "r"):
     """Glass brain of one layer (volumetric fMRI) or a bar per target."""
-    plt = _plt()
-    from .result import best_layer
-
     layer = best_layer(ds, var) if layer is None else int(layer)
     vals = ds[var].sel(layer=layer).values
     geo = outputs.result_geometry(ds)
     if geo is not None:
-        from nilearn import plotting
+        img = outputs.to_volume(vals, outputs.flat_index(ds), geo[1], geo[0])
+        return _glass_brain(img, f"{var}, layer {layer}", np.nanmax(np.abs(vals)), ax=ax)
+    return _bars(ds["target"].values, vals, f"{var}, layer {layer}", ax=ax)
 
-        img = outputs.to_volume(np.nan_to_num(vals), outputs.flat_index(ds), geo[1], geo[0])
-        img = type(img)(np.nan_to_num(np.asarray(img.dataobj)), img.affine)
-        fig = ax.figure if ax is not None else plt.figure(figsize=(7, 2.6))
-        disp = plotting.plot_glass_brain(img, figure=fig, axes=ax, colorbar=True, plot_abs=False,
-                                         title=f"{var}, layer {layer}", vmax=float(np.nanmax(np.abs(vals)) or 1))
-        return disp
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(4, 0.35 * len(vals)), 3))
-    names = [str(t) for t in ds["target"].values]
-    ax.bar(range(len(vals)), vals)
-    ax.set_xticks(range(len(vals)))
-    ax.set_xticklabels(names, rotation=90 if len(names) > 8 else 0, fontsize=7)
-    ax.set_ylabel(f"{var}, layer {layer}")
-    ax.axhline(0, color="k", lw=0.5)
-    return ax
+
+def _figure_of(disp):
+    return disp.frame_axes.figure if hasattr(disp, "frame_axes") else disp.figure
 
 
 def _page(title: str, body: list[str]) -> str:
@@ -106,9 +124,9 @@ def _img(b64: str, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{b64}'/>"
 
 
-def _settings_block(ds) -> str:
-    s = json.loads(ds.attrs.get("settings", "{}"))
-    return "<details><summary>settings</summary><pre>" + html.escape(json.dumps(s, indent=1, sort_keys=True)) + "</pre></details>"
+def _settings_block(settings: dict) -> str:
+    return ("<details><summary>settings</summary><pre>" + html.escape(json.dumps(settings, indent=1, sort_keys=True))
+            + "</pre></details>")
 
 
 def _warnings_block(warns) -> str:
@@ -117,33 +135,37 @@ def _warnings_block(warns) -> str:
     return "<ul class='warn'>" + "".join(f"<li>{html.escape(w)}</li>" for w in warns) + "</ul>"
 
 
-def participant_report(dsets, path) -> Path:
-    """One participant's HTML report (one section per model)."""
+def _encoding_section(ds, q: float) -> list[str]:
+    """Layer profile, map and a one-line summary of one result's encoding scores."""
     plt = _plt()
-    from .result import best_layer
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    plot_layers([ds], ax=ax, label="all targets")
+    sig = np.asarray((ds["p_fdr"] < q).any("layer").values) if "p_fdr" in ds else np.zeros(0, bool)
+    if 0 < sig.sum() < sig.size:
+        plot_layers([ds.isel(target=np.flatnonzero(sig))], ax=ax,
+                    label=f"targets with p_fdr < {q:g} at some layer (n={int(sig.sum())})")
+    if "baseline_r" in ds:
+        ax.axhline(float(np.nanmean(ds["baseline_r"].values)), color="gray", ls="--", label="baseline")
+        ax.legend(fontsize=7)
+    body = [_img(_png(fig), "layer profile")]
+    bl = best_layer(ds)
+    body.append(_img(_png(_figure_of(plot_map(ds, bl))), "map"))
+    n_sig = int(np.nansum(ds["p_fdr"].sel(layer=bl).values < q)) if "p_fdr" in ds else 0
+    body.append(f"<p>Best layer (mean r over targets): {bl}; max r = {float(np.nanmax(ds['r'].values)):.3f}; "
+                f"targets with p_fdr &lt; {q:g} at that layer: {n_sig} of {ds.sizes['target']}.</p>")
+    return body
 
+
+def participant_report(dsets, path) -> Path:
+    """One participant's HTML report (one section per model); FDR level ``statistics.q``."""
+    plt = _plt()
     subj = dsets[0].attrs.get("subject", "?")
     body = []
     for ds in dsets:
+        settings = settings_of(ds)
         body.append(f"<h2>model {html.escape(ds.attrs.get('model', ''))}, task {html.escape(ds.attrs.get('task', ''))}</h2>")
         if "r" in ds:
-            fig, ax = plt.subplots(figsize=(5, 3.2))
-            plot_layers([ds], ax=ax, label="all targets")
-            sig = np.asarray((ds["p_fdr"] < 0.05).any("layer").values)
-            if 0 < sig.sum() < sig.size:
-                plot_layers([ds.isel(target=np.flatnonzero(sig))], ax=ax,
-                            label=f"targets with p_fdr < 0.05 at some layer (n={int(sig.sum())})")
-            if "baseline_r" in ds:
-                ax.axhline(float(np.nanmean(ds["baseline_r"].values)), color="gray", ls="--", label="baseline")
-                ax.legend(fontsize=7)
-            body.append(_img(_png(fig), "layer profile"))
-            bl = best_layer(ds)
-            disp = plot_map(ds, bl)
-            fig = disp.frame_axes.figure if hasattr(disp, "frame_axes") else disp.figure
-            body.append(_img(_png(fig), "map"))
-            body.append(f"<p>Best layer (mean r over targets): {bl}; max r = {float(np.nanmax(ds['r'].values)):.3f}; "
-                        f"targets with p_fdr &lt; 0.05 at that layer: {int(np.nansum(ds['p_fdr'].sel(layer=bl).values < 0.05))}"
-                        f" of {ds.sizes['target']}.</p>")
+            body += _encoding_section(ds, fdr_q(settings))
         if "rsa" in ds:
             fig, ax = plt.subplots(figsize=(5, 3))
             for reg in ds["region"].values:
@@ -152,96 +174,161 @@ def participant_report(dsets, path) -> Path:
             ax.set_ylabel("RSA")
             ax.legend(fontsize=7)
             body.append(_img(_png(fig), "rsa"))
-        body.append("<h3>Warnings</h3>" + _warnings_block(json.loads(ds.attrs.get("warnings", "[]"))))
-        body.append(_settings_block(ds))
+        body.append("<h3>Warnings</h3>" + _warnings_block(warnings_of(ds)))
+        body.append(_settings_block(settings))
     return outputs.write_report(path, _page(f"brainalign: sub-{subj}", body))
 
 
-def write_participant_reports(out_dir, subjects=None) -> list[Path]:
-    out = Path(out_dir)
-    by: dict[str, list] = {}
+def _results_by(out: Path, key) -> dict:
+    by: dict = {}
     for f in outputs.find_results(out):
         ds = outputs.read_result(f)
-        by.setdefault(ds.attrs["subject"], []).append(ds)
-    paths = []
-    for s in sorted(by):
-        if subjects is not None and s not in subjects:
+        by.setdefault(key(ds), []).append(ds)
+    return {k: sorted(v, key=lambda d: d.attrs["subject"]) for k, v in by.items()}
+
+
+def write_participant_reports(out_dir, subjects=None) -> list[Path]:
+    """``sub-<s>.html`` for every participant with results in ``out_dir`` (or those in ``subjects``)."""
+    out = Path(out_dir)
+    by = _results_by(out, lambda d: d.attrs["subject"])
+    return [participant_report(by[s], out / f"sub-{s}.html") for s in sorted(by) if subjects is None or s in subjects]
+
+
+def read_group_tables(out_dir) -> dict:
+    """(task, model) -> (group table, its sidecar) for every group table on disk."""
+    found = {}
+    for tsv in sorted((Path(out_dir) / "group").glob("task-*_desc-*_scores.tsv")):
+        m = _GROUP_NAME.fullmatch(tsv.name)
+        side = tsv.with_suffix(".json")
+        if m is None or not side.is_file():
             continue
-        paths.append(participant_report(by[s], out / f"sub-{s}.html"))
-    return paths
+        table = pd.read_csv(tsv, sep="\t", dtype={"target": str}, keep_default_na=False, na_values=["n/a"])
+        found[(m["task"], m["model"])] = (table, json.loads(side.read_text()))
+    return found
 
 
-def group_report(out_dir, by: dict, tables: dict) -> Path:
-    """``group.html``: layer curves with CIs over participants, maps or bars, baseline comparison."""
+def _profile_from_table(enc: pd.DataFrame, metric: str) -> pd.Series:
+    """Mean over targets of one group metric, per layer."""
+    sub = enc[enc.metric == metric]
+    return sub.groupby(sub["layer"].astype(int))["value"].mean()
+
+
+def _group_profile(dsets, enc: pd.DataFrame, q: float) -> str:
+    """Layer curves: mean over targets, 95% CI over participants; also for the group's FDR-significant targets."""
     plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for metric in ("mean_r", "mean_delta_r"):
+        if not len(enc[enc.metric == metric]):
+            continue
+        name = metric.replace("mean_", "")
+        if dsets:
+            per_sub = xr.concat([(d["r"] - d["baseline_r"]) if metric == "mean_delta_r" else d["r"] for d in dsets],
+                                "subject", join="outer")
+            x = per_sub.mean("target", skipna=True).values  # (subject, layer)
+            lo, hi = _ci_over(x, 0)
+            ax.plot(per_sub["layer"].values, np.nanmean(x, 0), marker="o", label=f"{name}, all targets")
+            ax.fill_between(per_sub["layer"].values, lo, hi, alpha=0.2)
+        else:
+            prof = _profile_from_table(enc, metric)
+            ax.plot(prof.index, prof.values, marker="o", label=f"{name}, all targets")
+        pf = enc[enc.metric == ("p_fdr" if metric == "mean_r" else "p_fdr_delta_r")]
+        sig = sorted(set(pf[pf["value"] < q]["target"]))
+        if dsets and 0 < len(sig) < per_sub.sizes["target"]:
+            keep = np.isin(per_sub["target"].values.astype(str), sig)
+            xs = per_sub.isel(target=np.flatnonzero(keep)).mean("target", skipna=True).values
+            lo2, hi2 = _ci_over(xs, 0)
+            ax.plot(per_sub["layer"].values, np.nanmean(xs, 0), marker="s",
+                    label=f"{name}, group p_fdr < {q:g} targets (n={len(sig)})")
+            ax.fill_between(per_sub["layer"].values, lo2, hi2, alpha=0.2)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean over targets, 95% CI over participants")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.legend(fontsize=7)
+    return _img(_png(fig), "group layer profile")
+
+
+def _group_targets(enc: pd.DataFrame, out: Path, task: str, model: str) -> list[str]:
+    """The group map of the best layer (from disk) or bars per target, and per-target curves."""
+    plt = _plt()
+    prof = _profile_from_table(enc, "mean_r")
+    if not len(prof) or not np.isfinite(prof.values).any():
+        return []
+    layer = int(prof.index[int(np.nanargmax(prof.values))])
+    mean = enc[(enc.metric == "mean_r") & (enc.layer == layer)]
+    gmap = outputs.map_path(out, None, task, model, layer, "r")
+    if gmap.is_file():
+        import nibabel as nib
+
+        vmax = float(np.nanmax(np.abs(mean["value"].to_numpy())))
+        return [_img(_png(_figure_of(_glass_brain(nib.load(gmap), f"group mean r, layer {layer}", vmax))), "group map")]
+    body = [_img(_png(_bars(mean["target"], mean["value"].to_numpy(), f"group mean r, layer {layer}").figure), "group bars")]
+    targets = list(dict.fromkeys(enc["target"]))
+    if len(targets) <= 50:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+        for tgt in targets:
+            rows = {m: enc[(enc.metric == m) & (enc.target == tgt)].sort_values("layer") for m in ("mean_r", "ci_low", "ci_high")}
+            v = rows["mean_r"]["value"].to_numpy()
+            ax.errorbar(rows["mean_r"]["layer"].astype(float), v, marker="o", capsize=2, label=str(tgt),
+                        yerr=[v - rows["ci_low"]["value"].to_numpy(), rows["ci_high"]["value"].to_numpy() - v])
+        ax.set_xlabel("layer")
+        ax.set_ylabel("group mean r (bootstrap CI)")
+        ax.legend(fontsize=6, ncol=2)
+        body.append(_img(_png(fig), "layer profiles per target"))
+    return body
+
+
+def group_report(out_dir) -> Path:
+    """``group.html`` from what is on disk: the group tables, maps and sidecars, and the participants' results.
+
+    Nothing is recomputed: the tables are read as written by the group level, the
+    FDR level is the ``statistics.q`` in the group sidecar's settings.
+
+    Raises
+    ------
+    MissingDataError
+        When ``out_dir`` holds no group table.
+    """
+    out = Path(out_dir)
+    tables = read_group_tables(out)
+    if not tables:
+        raise MissingDataError(f"no group tables in {out / 'group'}: run the group level first (brainalign ... group)")
+    by = _results_by(out, lambda d: (d.attrs["task"], d.attrs["model"]))
     body = []
-    for (task, model), dsets in sorted(by.items()):
-        t = tables[(task, model)]
-        body.append(f"<h2>model {html.escape(model)}, task {html.escape(task)}, {len(dsets)} participants</h2>")
-        enc = t[(t.method == "encoding") & (t.model == model)]
+    for (task, model), (table, side) in sorted(tables.items()):
+        settings = side.get("Settings") or {}
+        dsets = by.get((task, model), [])
+        q = fdr_q(settings)
+        n = len(settings.get("participants") or dsets)
+        body.append(f"<h2>model {html.escape(model)}, task {html.escape(task)}, {n} participants</h2>")
+        enc = table[(table.method == "encoding") & (table.model == model)]
         if len(enc):
-            fig, ax = plt.subplots(figsize=(5.5, 3.4))
-            prof = []
-            for metric in ("mean_r", "mean_delta_r"):
-                sub = enc[enc.metric == metric]
-                if not len(sub):
-                    continue
-                per_sub = xr.concat([(d["r"] - d["baseline_r"]) if metric == "mean_delta_r" else d["r"] for d in dsets], "subject", join="outer")
-                x = per_sub.mean("target", skipna=True).values  # (subject, layer)
-                m = np.nanmean(x, 0)
-                lo, hi = _ci_over(x, 0)
-                ax.plot(per_sub["layer"].values, m, marker="o", label=metric.replace("mean_", "") + ", all targets")
-                ax.fill_between(per_sub["layer"].values, lo, hi, alpha=0.2)
-                prof.append(metric)
-                pf = enc[enc.metric == ("p_fdr" if metric == "mean_r" else "p_fdr_delta_r")]
-                sig = sorted(set(pf[pf["value"] < 0.05]["target"]))
-                if 0 < len(sig) < per_sub.sizes["target"]:
-                    keep = np.isin(per_sub["target"].values.astype(str), sig)
-                    xs = per_sub.isel(target=np.flatnonzero(keep)).mean("target", skipna=True).values
-                    lo2, hi2 = _ci_over(xs, 0)
-                    ax.plot(per_sub["layer"].values, np.nanmean(xs, 0), marker="s",
-                            label=f"{metric.replace('mean_', '')}, group p_fdr < 0.05 targets (n={len(sig)})")
-                    ax.fill_between(per_sub["layer"].values, lo2, hi2, alpha=0.2)
-            ax.set_xlabel("layer")
-            ax.set_ylabel("mean over targets, 95% CI over participants")
-            ax.axhline(0, color="k", lw=0.5)
-            ax.legend(fontsize=7)
-            body.append(_img(_png(fig), "group layer profile"))
-            mean = xr.concat([d["r"] for d in dsets], "subject", join="outer").mean("subject")
-            gds = xr.Dataset({"r": mean}, attrs=dsets[0].attrs)
-            if "voxel_flat" in dsets[0].coords:
-                gds = gds.assign_coords(voxel_flat=("target", outputs.flat_index(dsets[0])))
-            disp = plot_map(gds)
-            fig = disp.frame_axes.figure if hasattr(disp, "frame_axes") else disp.figure
-            body.append(_img(_png(fig), "group map"))
-            if outputs.result_geometry(dsets[0]) is None and gds.sizes["target"] <= 50:
-                fig, ax = plt.subplots(figsize=(6, 3.4))
-                for tgt in gds["target"].values:
-                    sub = enc[(enc.metric == "mean_r") & (enc.target == str(tgt))]
-                    lo = enc[(enc.metric == "ci_low") & (enc.target == str(tgt))]["value"].to_numpy()
-                    hi = enc[(enc.metric == "ci_high") & (enc.target == str(tgt))]["value"].to_numpy()
-                    ax.errorbar(sub["layer"].astype(float), sub["value"], yerr=[sub["value"] - lo, hi - sub["value"]],
-                                marker="o", capsize=2, label=str(tgt))
-                ax.set_xlabel("layer")
-                ax.set_ylabel("group mean r (bootstrap CI)")
-                ax.legend(fontsize=6, ncol=2)
-                body.append(_img(_png(fig), "layer profiles per target"))
-        warns = sorted({w for d in dsets for w in json.loads(d.attrs.get("warnings", "[]"))})
+            body.append(_group_profile(dsets, enc, q))
+            body += _group_targets(enc, out, task, model)
+        warns = list(dict.fromkeys(w for d in dsets for w in (f"sub-{d.attrs['subject']}: {x}" for x in warnings_of(d))))
         body.append("<h3>Warnings</h3>" + _warnings_block(warns))
-        body.append(_settings_block(dsets[0]))
-    fails = Path(out_dir) / "logs" / "failures.json"
+        body.append(_settings_block(settings))
+    fails = out / "logs" / "failures.json"
     if fails.is_file():
         body.append("<h3>Failed participants</h3>" + _warnings_block([f"sub-{k}: {v}" for k, v in json.loads(fails.read_text()).items()]))
-    return outputs.write_report(Path(out_dir) / "group.html", _page("brainalign: group", body))
+    return outputs.write_report(out / "group.html", _page("brainalign: group", body))
 
 
 def write_all_reports(out_dir) -> list[Path]:
-    """Rewrite every participant report and, when group tables exist, the group report."""
-    from .group import run_group
+    """Re-render every participant report and, when group tables exist, the group report, from disk.
 
-    paths = write_participant_reports(out_dir)
-    if (Path(out_dir) / "group").is_dir():
-        res = run_group(out_dir)
-        if res.report:
-            paths.append(res.report)
+    Only HTML is written: the scores and group tables are read, never recomputed.
+
+    Raises
+    ------
+    MissingDataError
+        When ``out_dir`` is not a folder or holds no participant results.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise MissingDataError(f"output folder {out} does not exist: pass the folder a study wrote its outputs to")
+    if not outputs.find_results(out):
+        raise MissingDataError(f"no participant results (*_result.nc) in {out}: run the participant level first")
+    paths = write_participant_reports(out)
+    if read_group_tables(out):
+        paths.append(group_report(out))
     return paths

@@ -22,8 +22,13 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import xarray as xr
+
+from .outputs import write_participant
+from .report import participant_report, plot_layers, plot_map
+from .summaries import best_layer, settings_of, warnings_of
+
+__all__ = ["AlignmentResult", "BrainAlignAccessor", "best_layer", "merge_chunks", "settings_of", "warnings_of"]
 
 LAYER_VARS = ("r", "r_folds", "alpha", "p", "p_fdr", "r_norm", "delta_r", "rsa", "p_perm")
 
@@ -54,20 +59,6 @@ def merge_chunks(chunks: Sequence[xr.Dataset]) -> xr.Dataset:
     return out
 
 
-def settings_of(ds: xr.Dataset) -> dict:
-    return json.loads(ds.attrs.get("settings", "{}"))
-
-
-def warnings_of(ds: xr.Dataset) -> list[str]:
-    return json.loads(ds.attrs.get("warnings", "[]"))
-
-
-def best_layer(ds: xr.Dataset, var: str = "r") -> int:
-    """Layer with the highest mean ``var`` over targets."""
-    prof = ds[var].mean([d for d in ds[var].dims if d != "layer"], skipna=True)
-    return int(ds["layer"].values[int(np.nanargmax(prof.values))])
-
-
 @xr.register_dataset_accessor("brainalign")
 class BrainAlignAccessor:
     """``ds.brainalign.to_bids(dir)``, ``.plot_layers()``, ``.plot_map(layer)``, ``.report(path)``."""
@@ -76,23 +67,15 @@ class BrainAlignAccessor:
         self._ds = ds
 
     def to_bids(self, out_dir: str | Path, **kw: Any) -> list[Path]:
-        from .outputs import write_participant
-
         return write_participant(self._ds, out_dir, **kw)
 
     def plot_layers(self, ax=None, var: str = "r"):
-        from .report import plot_layers
-
         return plot_layers([self._ds], ax=ax, var=var)
 
     def plot_map(self, layer: int | None = None, ax=None, var: str = "r"):
-        from .report import plot_map
-
         return plot_map(self._ds, layer=layer, ax=ax, var=var)
 
     def report(self, path: str | Path) -> Path:
-        from .report import participant_report
-
         return participant_report([self._ds], path)
 
     def best_layer(self, var: str = "r") -> int:
