@@ -52,7 +52,7 @@ def _gram(x: np.ndarray, kernel: str, sigma: float | None) -> np.ndarray:
     if kernel == "linear":
         return x @ x.T
     d2 = squareform(pdist(x, "sqeuclidean"))
-    s = float(np.sqrt(np.median(d2[np.triu_indices_from(d2, 1)]))) if sigma is None else float(sigma)
+    s = float(np.sqrt(np.median(d2))) if sigma is None else float(sigma)
     if not s > 0:
         raise InputError(f"sigma={sigma!r} gives an RBF width of {s}; pass sigma > 0 or distinct items")
     return np.exp(-d2 / (2 * s * s))
@@ -91,8 +91,9 @@ def cka(A: Any, B: Any, kernel: str = "linear", debiased: bool = False, *,
         False: biased HSIC (Kornblith et al.'s CKA). True: Song et al.'s unbiased
         HSIC (needs n >= 4; values can be slightly negative).
     sigma : float, optional
-        RBF width, in the units of the features; default the median pairwise
-        Euclidean distance of each representation (Kornblith et al.'s choice).
+        RBF width, in the units of the features; default the square root of the
+        median of the full (n, n) matrix of squared distances, diagonal included,
+        of each representation (Kornblith et al.'s code, threshold 1).
 
     Returns
     -------

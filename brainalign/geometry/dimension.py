@@ -4,7 +4,8 @@
   of each point's second to first nearest-neighbour distance, follows a Pareto law
   with shape d. ``fit="linear"`` (default, the paper's estimator and
   scikit-dimension's): sort mu, keep the smallest (1 - discard_fraction) N, and
-  fit -log(1 - i/N) = d log mu_(i) through the origin by least squares.
+  fit -log(1 - i/N) = d log mu_(i) through the origin by least squares (the
+  largest ratio, whose -log(1 - N/N) is infinite, never enters the fit).
   ``fit="mle"``: the maximum likelihood estimate with the discarded ratios
   treated as censored, (k - 1) / (sum_{i<=k} log mu_(i) + (N - k) log mu_(k)).
 - GRIDE (Denti, Doimo, Laio & Mira, Sci. Rep. 2022): mu_i = r_{n2}/r_{n1} with
@@ -66,8 +67,9 @@ def _twonn(log_mu: np.ndarray, fit: str, discard_fraction: float) -> float:
     lm = np.sort(log_mu)[:keep]
     if fit == "mle":
         return float((keep - 1) / (lm.sum() + (n - keep) * lm[-1]))
+    keep = min(keep, n - 1)  # the largest ratio has F = 1, -log(0): never in the line fit
     y = -np.log1p(-np.arange(1, keep + 1) / n)
-    return float(lm @ y / (lm @ lm))
+    return float(lm[:keep] @ y / (lm[:keep] @ lm[:keep]))
 
 
 def _gride(log_mu: np.ndarray, n1: int, n2: int, unbiased: bool) -> float:

@@ -3,7 +3,10 @@
 Each representation X (n items, p units) is centred (column means removed) and
 partially whitened, phi_alpha(X) = X Z with Z = V diag(d) V', where X'X = V diag(lam) V',
 d = alpha + (1 - alpha) lam^(-1/2) (eigenvalues clipped below at ``eigval_tol``),
-rescaled so that the total variance trace(X'X) is preserved. alpha = 1 leaves X
+rescaled so that the total variance trace(X'X) is preserved. (netrep computes that
+variance from the clipped eigenvalues, which for zero-padded or rank-deficient
+patterns does not preserve it; here the variance is the true one. For full-rank
+patterns the two agree.) alpha = 1 leaves X
 as it is (Procrustes shape metric); alpha = 0 whitens it fully (a CCA-like metric).
 Different widths are zero-padded to the larger one before whitening, as netrep does.
 
@@ -40,9 +43,9 @@ def whitening(x: np.ndarray, alpha: float, eigval_tol: float = 1e-7) -> np.ndarr
     if alpha >= 1.0:
         return np.eye(p)
     lam, v = np.linalg.eigh(x.T @ x)
-    lam = np.maximum(lam, eigval_tol)
-    d = alpha + (1.0 - alpha) / np.sqrt(lam)
-    d *= np.sqrt(lam.sum() / np.sum((d * d) * lam))  # preserve trace(X'X)
+    var = np.maximum(lam, 0.0)
+    d = alpha + (1.0 - alpha) / np.sqrt(np.maximum(lam, eigval_tol))
+    d *= np.sqrt(var.sum() / np.sum((d * d) * var))  # preserve trace(X'X) exactly
     return (v * d) @ v.T
 
 
