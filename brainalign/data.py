@@ -220,13 +220,11 @@ def drop_invalid_targets(recording: xr.DataArray, what: str | None = None) -> xr
         )
     if not bad.any():
         return recording
-    warnings.warn(
-        f"{name}: dropped {int(bad.sum())} of {bad.size} targets ({int(constant.sum())} constant within a run, "
-        f"{int(nonfinite.sum())} with NaN/inf values)",
-        DataQualityWarning,
-        stacklevel=2,
-    )
+    msg = (f"{name}: dropped {int(bad.sum())} of {bad.size} targets ({int(constant.sum())} constant within a run, "
+           f"{int(nonfinite.sum())} with NaN/inf values)")
+    warnings.warn(msg, DataQualityWarning, stacklevel=2)
     out = recording.isel(target=np.flatnonzero(~bad))
     out.attrs = dict(recording.attrs)
     out.attrs["n_dropped_targets"] = int(bad.sum())
+    out.attrs["warnings"] = list(recording.attrs.get("warnings", [])) + [msg]  # reaches the sidecar once
     return out

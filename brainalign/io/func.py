@@ -139,7 +139,7 @@ def load_func(
         for r, n in zip(found, nvols):
             read_masked(r.bold, vox_mask, chunk_mb=chunk_mb, out=Y[a : a + n])
             a += n
-        target = np.arange(ijk.shape[0])
+        target = np.ravel_multi_index(tuple(ijk.T), vox_mask.shape)  # identity: flat C-order index in the grid
         extra.update(
             affine=[float(v) for v in ref.affine.ravel()],
             volume_shape=[int(s) for s in ref.shape[:3]],
@@ -153,19 +153,18 @@ def load_func(
         raise ConstantSignalError(
             f"sub-{sub} task-{task}: all {bad.size} targets are constant or non-finite in some run; skip it"
         )
+    load_warnings: list[str] = []  # recorded on the recording too: they reach the sidecar once
     if bad.any():
-        warnings.warn(
+        load_warnings.append(
             f"sub-{sub} task-{task}: dropped {int(bad.sum())} of {bad.size} targets "
-            f"({int(constant.sum())} constant within a run, {int(nonfinite.sum())} with NaN/inf values)",
-            DataQualityWarning,
-            stacklevel=3,
+            f"({int(constant.sum())} constant within a run, {int(nonfinite.sum())} with NaN/inf values)"
         )
+        warnings.warn(load_warnings[-1], DataQualityWarning, stacklevel=3)
         keep = np.flatnonzero(~bad)
         Y = Y[:, keep]
         target = target[keep]
         if ijk is not None:
             ijk = ijk[keep]
-            target = np.arange(keep.size)
     times, labels, rows = [], [], []
     a = 0
     for r, n, lab in zip(found, nvols, (run_labels[np.cumsum([0] + nvols[:-1])])):
@@ -201,6 +200,7 @@ def load_func(
         frame_time=off,
         space=space or ("native" if derivatives is None else "unknown"),
         n_dropped_targets=int(bad.sum()),
+        warnings=load_warnings,
         clean=str(opts),
         confounds=str(confounds),
         **extra,

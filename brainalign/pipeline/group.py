@@ -59,7 +59,9 @@ def bootstrap_ci(x: np.ndarray, ci: float, n_boot: int, seed: int = 0) -> tuple[
         return np.full(x.shape[1], np.nan), np.full(x.shape[1], np.nan)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))
-    means = np.stack([np.nanmean(x[i], axis=0) for i in idx])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of only participants without that target
+        means = np.stack([np.nanmean(x[i], axis=0) for i in idx])
     a = (1 - ci) / 2
     return np.nanquantile(means, a, axis=0), np.nanquantile(means, 1 - a, axis=0)
 

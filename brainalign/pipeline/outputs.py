@@ -26,7 +26,8 @@ COLUMN_DESCRIPTIONS = {
     "task": "BIDS task label",
     "model": "model label; the baseline model's rows carry the baseline label",
     "layer": "model layer (0 = embeddings); n/a for the baseline and the ceiling",
-    "target": "voxel index in the mask (volumetric fMRI), ROI name, channel name or ERP measure",
+    "target": ("target identity: flat C-order voxel index in the input's volume grid (volumetric fMRI), "
+               "ROI name, channel name or ERP measure; kept when other targets are dropped"),
     "method": "'encoding' (cross-validated ridge) or 'rsa'",
     "metric": (
         "r: mean over outer folds of Pearson r on held-out data (baseline + layer when a baseline "
