@@ -97,6 +97,11 @@ class NotFittedError(FitError, AttributeError):
     """An estimator used before ``fit``."""
 
 
+class GeodesicCollapseWarning(UserWarning):
+    """Graph geodesics of an RDM that collapsed (one zero-cost component holding
+    most stimuli, or all finite distances equal); names the settings at fault."""
+
+
 # --- pipeline ----------------------------------------------------------------------
 class PipelineError(BrainAlignError):
     """A pipeline step that failed for one participant or task."""

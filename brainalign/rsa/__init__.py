@@ -5,7 +5,8 @@ Arrays in, arrays out:
 - :func:`rdm` — RDMs from patterns (correlation, euclidean, sqeuclidean, cosine,
   mahalanobis, crossnobis), GEMM-based, batched, numpy or torch.
 - :func:`gt_transform`, :func:`geodesic` — geo-topological transform and graph
-  geodesics (Lin & Kriegeskorte), per RDM.
+  geodesics (Lin & Kriegeskorte), per RDM; :func:`select_gt` chooses the band by
+  leave-one-participant-out identification, as the authors do.
 - :func:`compare` — spearman, pearson, cosine, kendall_tau_a, cka.
 - :func:`bootstrap` (alias :func:`bootstrap_compare`), :func:`noise_ceiling`,
   :func:`permutation_test` — vectorised, seeded inference.
@@ -24,12 +25,15 @@ from .inference import (
 )
 from .layers import LayerIdentification, LayerScores, gt_grid, identify_layer
 from .rdm import METRICS, rdm
+from .gt_select import GTSelection, select_gt
 from .topology import geodesic, gt_transform
 
 __all__ = [
     "rdm",
     "gt_transform",
     "geodesic",
+    "select_gt",
+    "GTSelection",
     "compare",
     "bootstrap",
     "bootstrap_compare",
