@@ -196,7 +196,7 @@ def load_func(
         target=target,
         tr=t_r,
         units="z" if opts is not None and opts.get("standardize") else "a.u.",
-        sources=[str(r.bold) for r in found],
+        sources=_sources(found, atlas if atlas is not None else mask),
         frame_time=off,
         space=space or ("native" if derivatives is None else "unknown"),
         n_dropped_targets=int(bad.sum()),
@@ -208,6 +208,18 @@ def load_func(
     for k, v in coords.items():
         rec = rec.assign_coords({k: ("target", v)})
     return rec, found
+
+
+def _sources(found: Sequence[FuncRun], image: Any) -> list[str]:
+    """Every file a load reads, BOLD first: events, sidecars, brain masks, confounds (+ JSON), the mask/atlas file."""
+    files: list = [r.bold for r in found]
+    for r in found:
+        files += [r.events, *r.sidecars, r.mask, r.confounds]
+        if r.confounds is not None:
+            files.append(Path(r.confounds).with_suffix(".json"))
+    if isinstance(image, (str, Path)):
+        files.append(image)
+    return list(dict.fromkeys(str(f) for f in files if f is not None and Path(f).is_file()))
 
 
 def _region_names(masker, kind: str, n: int) -> list:

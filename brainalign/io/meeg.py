@@ -123,6 +123,16 @@ def _read_one(bp, datatype: str, picks, l_freq, h_freq, sfreq, high_gamma, notch
     return raw, bads
 
 
+def _sources(found) -> list[str]:
+    """Every file of the runs, data files first: events, channels, sidecars, BrainVision .eeg/.vmrk..."""
+    data = [Path(bp.fpath) for bp in found]
+    rest = []
+    for f in data:
+        stem = f.name[: f.name.rfind("_")]  # sub-.._task-.._run-.. without the datatype suffix
+        rest += sorted(p for p in f.parent.glob(f"{stem}_*") if p.is_file() and p not in data)
+    return list(dict.fromkeys(str(p) for p in data + rest))
+
+
 def load_meeg(
     root: Path,
     sub: str,
@@ -194,7 +204,7 @@ def load_meeg(
         target=np.asarray(common),
         sfreq=float(info["sfreq"]),
         units=", ".join(units),
-        sources=[str(bp.fpath) for bp in found],
+        sources=_sources(found),
         bad_channels=sorted({b for bs in bads_all for b in bs}),
         coord_frame=coord_frame,
         highpass=float(info["highpass"]),

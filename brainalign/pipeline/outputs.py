@@ -3,7 +3,8 @@
 Every file is written to a temporary name in its final folder and moved into place
 with :func:`os.replace`, so a crash never leaves a half-written output. The JSON
 sidecar of a participant's scores is written last and records the configuration
-hash and the files written: its presence with a matching hash means "done".
+hash, the files written, the SHA-256 of every input file read and the model's
+identity: its presence with all of these matching means "done" (see :func:`is_done`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import check_safe_label
+from .provenance import input_hashes, inputs_unchanged, model_identity, model_unchanged, sources_of
 
 SCORE_COLUMNS = ("subject", "task", "model", "layer", "target", "method", "metric", "fold", "value")
 COLUMN_DESCRIPTIONS = {
@@ -273,6 +275,8 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
         "NSamples": ds.attrs.get("n_samples"),
         "Warnings": json.loads(ds.attrs.get("warnings", "[]")),
         "Sources": json.loads(ds.attrs.get("sources", "[]")),
+        "InputHashes": input_hashes(sources_of(ds.attrs)),
+        "Model": model_identity(ds.attrs, model),
         "Files": sorted(str(p.relative_to(out_dir)) for p in files),
     }
     if extra:
@@ -295,8 +299,16 @@ def _clean_for_netcdf(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def is_done(out_dir, subject: str, task: str, model: str, modality: str, config_hash: str) -> bool:
-    """True when the participant x model outputs exist and match ``config_hash``."""
+def is_done(out_dir, subject: str, task: str, model: str, modality: str, config_hash: str, *,
+            cache_dir: str | os.PathLike | None = None) -> bool:
+    """True when the participant x model outputs can be reused as they are.
+
+    That is: the sidecar exists with configuration hash ``config_hash``, every file
+    it lists exists, every input file it records (``InputHashes``) still has the
+    same SHA-256, and the model folder it records (``Model``) still has the same
+    content fingerprint (memoised under ``cache_dir``, see
+    :func:`brainalign.encoders.cache.fingerprint_folder`).
+    """
     side = scores_path(out_dir, subject, task, model, modality).with_suffix(".json")
     if not side.is_file():
         return False
@@ -304,9 +316,11 @@ def is_done(out_dir, subject: str, task: str, model: str, modality: str, config_
         meta = json.loads(side.read_text())
     except (OSError, ValueError):
         return False
-    if meta.get("ConfigHash") != config_hash:
+    if not isinstance(meta, dict) or meta.get("ConfigHash") != config_hash:
         return False
-    return all((Path(out_dir) / f).is_file() for f in meta.get("Files", []))
+    if not all((Path(out_dir) / f).is_file() for f in meta.get("Files", [])):
+        return False
+    return inputs_unchanged(meta.get("InputHashes")) and model_unchanged(meta.get("Model"), cache_dir)
 
 
 def read_result(path) -> xr.Dataset:
