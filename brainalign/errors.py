@@ -9,6 +9,8 @@ that defines exception types.
 """
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 
 class BrainAlignError(Exception):
     """Base class of every error raised on purpose by brainalign."""
@@ -33,6 +35,10 @@ class ShapeMismatchError(InputError):
 
 class NonFiniteError(InputError):
     """NaN or infinite values where finite numbers are required."""
+
+
+class NonNumericError(InputError, TypeError):
+    """Values that are not numbers (strings, objects) where numbers are required."""
 
 
 # --- data on disk ----------------------------------------------------------------
@@ -89,12 +95,12 @@ class AlignmentError(BrainAlignError):
     """Word features that cannot be put on the neural clock as asked."""
 
 
-class FitError(BrainAlignError):
+class FitError(BrainAlignError, ValueError):
     """A model that cannot be fitted (too few samples, bad CV split...)."""
 
 
-class NotFittedError(FitError, AttributeError):
-    """An estimator used before ``fit``."""
+class NotFittedError(FitError, _SklearnNotFittedError):
+    """An estimator used before ``fit`` (also scikit-learn's ``NotFittedError``)."""
 
 
 class GeodesicCollapseWarning(UserWarning):

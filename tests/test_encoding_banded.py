@@ -72,8 +72,13 @@ def test_random_search_prefers_the_informative_space():
     np.testing.assert_array_equal(m.coef_, again.coef_)
     with pytest.raises(ShapeMismatchError):
         m.predict([X1, X3[:, :5]])
-    with pytest.raises(InputError, match="list of feature spaces"):
-        m.fit(np.hstack([X1, X3]), Y)
+    # one 2-D X cut by ``bands`` is the same model as the list of spaces (the scikit-learn form)
+    flat = BandedRidgeCV(alphas=ALPHAS, n_iter=15, random_state=0, bands=[X1.shape[1], X3.shape[1]])
+    flat.fit(np.hstack([X1, X3]), Y)
+    np.testing.assert_allclose(flat.coef_, m.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(flat.predict(np.hstack([X1, X3])), m.predict([X1, X3]), rtol=1e-6, atol=1e-8)
+    with pytest.raises(InputError, match="bands"):
+        BandedRidgeCV(bands=[3, 4]).fit(np.hstack([X1, X3]), Y)
 
 
 def test_variance_partitioning_finds_the_generating_space():

@@ -316,7 +316,7 @@ def test_sklearn_conventions_and_bad_input():
         RidgeCV(backend="cupy").fit(X, Y)
     m.fit(X, Y[:, 0])
     assert m.predict(X).shape == (40,) and m.coef_.shape == (3, 1)
-    with pytest.raises(ShapeMismatchError, match="fitted on 3"):
+    with pytest.raises(ShapeMismatchError, match="4 features, but RidgeCV is expecting 3"):
         m.predict(np.zeros((5, 4)))
 
 

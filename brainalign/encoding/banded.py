@@ -6,10 +6,10 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ..errors import InputError, NotFittedError, ShapeMismatchError
+from ..errors import InputError, ShapeMismatchError
 from . import _solver
 from ._backend import resolve_backend, thread_limit, threads_for
-from ._checks import as_design, as_targets, check_finite_design, finite_target_mask
+from ._checks import as_spaces, as_targets, check_fitted, finite_target_mask
 from ._splits import make_splits
 from .ridge import DEFAULT_ALPHAS
 from .stats import pearson_r
@@ -31,21 +31,6 @@ def space_weights(n_iter: int, n_spaces: int, concentration: Any, random_state: 
     return np.vstack(rows)[:n_iter]
 
 
-def _stack(Xs: Sequence[Any]) -> tuple[list[np.ndarray], np.ndarray]:
-    if isinstance(Xs, np.ndarray) and Xs.ndim == 2:
-        raise InputError("BandedRidgeCV takes a list of feature spaces [X1, X2, ...], not one array")
-    Xs = [as_design(X, f"Xs[{k}]") for k, X in enumerate(Xs)]
-    if len(Xs) < 1:
-        raise InputError("BandedRidgeCV needs at least one feature space")
-    n = Xs[0].shape[0]
-    for k, X in enumerate(Xs):
-        if X.shape[0] != n:
-            raise ShapeMismatchError(f"feature space {k} has {X.shape[0]} samples but space 0 has {n}")
-        check_finite_design(X, f"Xs[{k}]")
-    sizes = np.array([X.shape[1] for X in Xs])
-    return Xs, sizes
-
-
 class BandedRidgeCV(RegressorMixin, BaseEstimator):
     """Banded (group) ridge: a separate penalty per feature space, per target.
 
@@ -56,6 +41,10 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
     ``GroupRidgeCV``) and alphas on a grid; each candidate is cross-validated
     with the :class:`RidgeCV` kernel, and each target keeps its best
     ``(g, alpha)``.
+
+    ``X`` is either one 2-D array whose columns are cut into feature spaces by
+    ``bands`` (the scikit-learn form: pipelines, ``clone``, estimator checks)
+    or a list ``[X1, X2, ...]`` of 2-D arrays, one per space.
 
     Parameters
     ----------
@@ -70,6 +59,10 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         As :class:`RidgeCV`.
     random_state : int or None
         Seed of the weight draws.
+    bands : sequence of int, optional
+        Columns per feature space, in column order, for a 2-D ``X`` (summing
+        to its number of columns). ``None``: one space of all columns with a
+        2-D ``X``; the list's spaces with a list ``X``.
 
     Attributes
     ----------
@@ -104,6 +97,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         nan_policy: str = "raise",
         solver: str = "auto",
         random_state: int | None = 0,
+        bands: Sequence[int] | None = None,
     ):
         self.alphas = alphas
         self.n_iter = n_iter
@@ -117,6 +111,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.nan_policy = nan_policy
         self.solver = solver
         self.random_state = random_state
+        self.bands = bands
 
     def _weights(self, n_spaces: int) -> np.ndarray:
         if np.ndim(self.n_iter) == 0:
@@ -128,11 +123,20 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             raise InputError(f"n_iter as weights must be (n_iter, {n_spaces}) non-negative numbers; got shape {g.shape}")
         return g
 
-    def fit(self, Xs: Sequence[Any], Y: Any, groups: Any = None) -> "BandedRidgeCV":
-        """Fit on a list of feature spaces ``Xs`` (each (n_samples, n_features_k))."""
-        Xs, sizes = _stack(Xs)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = False
+        return tags
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> "BandedRidgeCV":
+        """Fit on ``X``: one 2-D array cut by ``bands``, or a list of spaces (each (n_samples, n_features_k)).
+
+        ``y`` is (n_samples, n_targets) or (n_samples,); ``groups`` as :meth:`RidgeCV.fit`.
+        """
+        Xs, sizes = as_spaces(self, X, self.bands, reset=True)
         n = Xs[0].shape[0]
-        Y, flat = as_targets(Y, n)
+        Y, flat = as_targets(y, n)
         keep = finite_target_mask(Y, self.nan_policy)
         B = resolve_backend(self.backend, self.dtype)
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
@@ -207,10 +211,9 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.n_features_in_ = int(p)
         self._flat = flat
 
-    def _design(self, Xs: Sequence[Any]) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise NotFittedError("this BandedRidgeCV is not fitted yet; call fit(Xs, Y) first")
-        Xs, sizes = _stack(Xs)
+    def _design(self, X: Any) -> np.ndarray:
+        check_fitted(self)
+        Xs, sizes = as_spaces(self, X, self.bands, reset=False)
         if sizes.tolist() != self.n_features_per_space_.tolist():
             raise ShapeMismatchError(
                 f"feature spaces have {sizes.tolist()} features but the model was fitted on "
@@ -218,21 +221,28 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             )
         return np.hstack([X.astype(self.coef_.dtype, copy=False) for X in Xs])
 
-    def predict(self, Xs: Sequence[Any]) -> np.ndarray:
-        """Predictions, shape (n_samples, n_targets)."""
-        pred = self._design(Xs) @ self.coef_ + self.intercept_
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions, shape (n_samples, n_targets) (or (n_samples,) after a 1-D fit); ``X`` as in :meth:`fit`."""
+        pred = self._design(X) @ self.coef_ + self.intercept_
         return pred[:, 0] if self._flat else pred
 
-    def predict_split(self, Xs: Sequence[Any]) -> np.ndarray:
+    def predict_split(self, X: Any) -> np.ndarray:
         """Each space's contribution ``X_k @ coef_k``, shape (n_spaces, n_samples, n_targets).
 
         The sum over spaces plus ``intercept_`` is :meth:`predict`.
         """
-        X = self._design(Xs)
+        X = self._design(X)
         edges = np.concatenate([[0], np.cumsum(self.n_features_per_space_)])
         return np.stack([X[:, a:b] @ self.coef_[a:b] for a, b in zip(edges[:-1], edges[1:])])
 
-    def score(self, Xs: Sequence[Any], Y: Any, sample_weight: Any = None) -> np.ndarray:
-        """Per-target Pearson r, shape (n_targets,)."""
-        pred = self.predict(Xs)
-        return pearson_r(np.asarray(Y), pred)
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
+        """Per-target Pearson r, shape (n_targets,) (a float after a 1-D fit)."""
+        if sample_weight is not None:
+            raise InputError("sample_weight is not supported by BandedRidgeCV.score; leave it None")
+        pred = self.predict(X)
+        Y, _ = as_targets(y, pred.shape[0])
+        P = pred.reshape(pred.shape[0], -1)
+        if Y.shape != P.shape:
+            raise ShapeMismatchError(f"y has shape {Y.shape} but predictions have shape {P.shape}")
+        r = pearson_r(Y, P)
+        return float(r[0]) if self._flat else r

@@ -6,10 +6,10 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ..errors import InputError, NotFittedError, ShapeMismatchError
+from ..errors import InputError, ShapeMismatchError
 from . import _solver
 from ._backend import resolve_backend
-from ._checks import as_design, as_targets, check_finite_design, finite_target_mask
+from ._checks import as_targets, check_fitted, finite_target_mask, validate_design
 from ._splits import make_splits
 from .stats import pearson_r
 
@@ -93,13 +93,14 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.nan_policy = nan_policy
         self.solver = solver
 
-    def fit(self, X: Any, Y: Any, groups: Any = None) -> "RidgeCV":
+    def fit(self, X: Any, y: Any, groups: Any = None) -> "RidgeCV":
         """Choose alphas by cross-validation and refit.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-        Y : array-like, shape (n_samples, n_targets) or (n_samples,)
+            2-D, real, dense (1-D, complex or sparse ``X`` is refused).
+        y : array-like, shape (n_samples, n_targets) or (n_samples,)
         groups : array-like, shape (n_samples,), optional
             Run / story label per sample; with an int ``cv`` the folds are
             leave-one-group-out.
@@ -108,9 +109,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        X = as_design(X)
-        Y, flat = as_targets(Y, X.shape[0])
-        check_finite_design(X)
+        X = validate_design(self, X, reset=True)
+        Y, flat = as_targets(y, X.shape[0])
         keep = finite_target_mask(Y, self.nan_policy)
         Yfit = Y if keep is None else Y[:, keep]
         B = resolve_backend(self.backend, self.dtype)
@@ -153,29 +153,30 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self._flat = flat
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise NotFittedError("this RidgeCV is not fitted yet; call fit(X, Y) first")
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = False
+        return tags
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions, shape (n_samples, n_targets) (or (n_samples,) after a 1-D fit)."""
-        self._check_fitted()
-        X = as_design(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ShapeMismatchError(f"X has {X.shape[1]} features but the model was fitted on {self.n_features_in_}")
-        check_finite_design(X)
+        check_fitted(self)
+        X = validate_design(self, X, reset=False)
         pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
         return pred[:, 0] if self._flat else pred
 
-    def score(self, X: Any, Y: Any, sample_weight: Any = None) -> np.ndarray:
-        """Per-target Pearson r between ``Y`` and the predictions, shape (n_targets,).
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
+        """Per-target Pearson r between ``y`` and the predictions, shape (n_targets,).
 
         Constant targets score NaN (with one warning giving their count).
         """
         if sample_weight is not None:
             raise InputError("sample_weight is not supported by RidgeCV.score; leave it None")
         pred = self.predict(X)
-        Y = np.asarray(Y)
-        if Y.shape != pred.shape:
-            raise ShapeMismatchError(f"Y has shape {Y.shape} but predictions have shape {pred.shape}")
-        return pearson_r(Y, pred)
+        Y, _ = as_targets(y, pred.shape[0])
+        P = pred.reshape(pred.shape[0], -1)
+        if Y.shape != P.shape:
+            raise ShapeMismatchError(f"y has shape {Y.shape} but predictions have shape {P.shape}")
+        r = pearson_r(Y, P)
+        return float(r[0]) if self._flat else r
