@@ -14,8 +14,8 @@
   solved with Brent's method. As DADApy does: N - 1 in place of N (``unbiased``)
   and ratios beyond 20 (q95 - q50) + q50 dropped as outliers (``outlier_cut``).
 
-Distances are Euclidean, from a blocked exact neighbour search (the selected
-neighbours' distances are recomputed directly, not from the GEMM expansion).
+Distances are Euclidean: neighbours from scikit-learn's NearestNeighbors, their
+distances recomputed directly (not from the GEMM expansion).
 """
 from __future__ import annotations
 
@@ -24,39 +24,26 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
+from sklearn.neighbors import NearestNeighbors
 
 from ..errors import DataQualityWarning, InputError
 from ._checks import as_patterns, check_choice, check_fraction, check_k
-from .knn import knn_indices
 
 METHODS = ("twonn", "gride")
 
 
 def neighbour_distances(x: Any, k: int) -> np.ndarray:
-    """Sorted Euclidean distances of each row of ``x`` (n, p) to its k nearest others, (n, k)."""
+    """Sorted Euclidean distances of each row of ``x`` (n, p) to its k nearest others, (n, k).
+
+    Neighbours are found with scikit-learn's :class:`~sklearn.neighbors.NearestNeighbors`
+    (the point itself excluded, duplicates kept at distance 0); their distances are
+    then recomputed directly as |x_i - x_j|, not from the GEMM expansion.
+    """
     x = np.asarray(x, dtype=np.float64)
-    sq = np.einsum("ij,ij->i", x, x)
-    # nearest by distance = largest of 2 x_i.x_j - |x_j|^2: augment the rows
-    left = np.concatenate([2 * x, -np.ones((x.shape[0], 1))], axis=1)
-    right = np.concatenate([x, sq[:, None]], axis=1)
-    idx = _knn_pair(left, right, k)
-    d = np.sqrt(np.sum((x[:, None, :] - x[idx]) ** 2, axis=2)) if x.shape[1] * k <= 4096 else \
-        np.stack([np.linalg.norm(x - x[idx[:, j]], axis=1) for j in range(k)], axis=1)
+    k = check_k(k, x.shape[0])
+    idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(return_distance=False)
+    d = np.stack([np.linalg.norm(x - x[idx[:, j]], axis=1) for j in range(k)], axis=1)
     return np.sort(d, axis=1)
-
-
-def _knn_pair(left: np.ndarray, right: np.ndarray, k: int) -> np.ndarray:
-    """Top-k of left_i . right_j over j != i, in row blocks (scores are not symmetric)."""
-    n = left.shape[0]
-    k = check_k(k, n)
-    b = max(1, (1 << 22) // max(n, 1))
-    out = np.empty((n, k), dtype=np.int64)
-    for s in range(0, n, b):
-        e = min(s + b, n)
-        sc = left[s:e] @ right.T
-        sc[np.arange(e - s), np.arange(s, e)] = -np.inf
-        out[s:e] = np.argpartition(sc, n - k, axis=1)[:, n - k:]
-    return out
 
 
 def _twonn(log_mu: np.ndarray, fit: str, discard_fraction: float) -> float:
