@@ -9,6 +9,8 @@ returning a float for two (items, features) arrays and a matrix for stacks:
   debiased (Kornblith et al. 2019; Song et al. 2012).
 - :func:`shape_distance`, :func:`shape_distance_cv` — generalized shape metrics
   with partial whitening (Williams et al. 2021).
+- :func:`stochastic_shape_distance` — Gaussian (2-Wasserstein/Bures) stochastic
+  shape distance of noisy responses (Duong et al. 2023).
 
 And of one representation:
 
@@ -23,6 +25,7 @@ from .dimension import METHODS as ID_METHODS
 from .dimension import intrinsic_dimension, intrinsic_dimension_ci, neighbour_distances
 from .knn import cknna, cycle_knn, knn_indices, mutual_knn
 from .shape import KINDS, shape_distance, shape_distance_cv, whitening
+from .stochastic import stochastic_shape_distance
 
 __all__ = [
     "mutual_knn",
@@ -33,6 +36,7 @@ __all__ = [
     "center_gram",
     "shape_distance",
     "shape_distance_cv",
+    "stochastic_shape_distance",
     "whitening",
     "intrinsic_dimension",
     "intrinsic_dimension_ci",
