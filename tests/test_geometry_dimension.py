@@ -82,6 +82,13 @@ def test_recovers_plane_dimension(d, method):
     assert abs(est - d) < 0.15 * d + 0.2
 
 
+def test_stack_gives_one_estimate_per_layer():
+    layers = [plane(500, d, 30, 20 + d) for d in (2, 4, 6)]
+    out = intrinsic_dimension(layers, "gride", n1=2)
+    assert out.shape == (3,)
+    np.testing.assert_array_equal(out, [intrinsic_dimension(x, "gride", n1=2) for x in layers])
+
+
 def test_bootstrap_interval_covers_estimate():
     x = plane(2000, 4, 20, 3)
     est, lo, hi = intrinsic_dimension_ci(x, n_bootstrap=100, seed=0)

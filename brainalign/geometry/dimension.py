@@ -116,7 +116,7 @@ def intrinsic_dimension(X: Any, method: str = "twonn", *, n1: int = 1, fit: str 
 
     Parameters
     ----------
-    X : array, shape (n, p)
+    X : array, shape (n, p), or a stack (L, n, p) / sequence of (n, p_l) arrays
         Points (e.g. one layer's features for n stimuli), Euclidean geometry.
     method : {"twonn", "gride"}
     n1 : int
@@ -132,10 +132,12 @@ def intrinsic_dimension(X: Any, method: str = "twonn", *, n1: int = 1, fit: str 
     Returns
     -------
     float
-        The estimated dimension (dimensionless).
+        The estimated dimension (dimensionless); an (L,) array for a stack.
     """
-    lm = log_ratios(X, method, n1=n1, outlier_cut=outlier_cut)
-    return id_from_ratios(lm, method, n1=n1, fit=fit, discard_fraction=discard_fraction, unbiased=unbiased)
+    stack, single = as_patterns(X, "X", min_items=4)
+    out = np.array([id_from_ratios(log_ratios(x, method, n1=n1, outlier_cut=outlier_cut), method, n1=n1, fit=fit,
+                                   discard_fraction=discard_fraction, unbiased=unbiased) for x in stack])
+    return float(out[0]) if single else out
 
 
 def intrinsic_dimension_ci(X: Any, method: str = "twonn", *, n_bootstrap: int = 200, level: float = 0.95,
