@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import __version__
 from ..errors import check_safe_label
 from .provenance import input_hashes, inputs_unchanged, model_identity, model_unchanged, sources_of
 
@@ -110,8 +112,6 @@ def write_tsv(path: str | Path, df: pd.DataFrame) -> Path:
 
 
 def write_nifti(path: str | Path, img) -> Path:
-    import nibabel as nib
-
     with atomic_path(path, suffix=".nii.gz") as tmp:
         nib.save(img, str(tmp))
     return Path(path)
@@ -141,8 +141,6 @@ def group_scores_path(out_dir, task: str, model: str) -> Path:
 
 # ----------------------------------------------------------------- dataset level
 def write_dataset_description(out_dir, source_datasets: Sequence[str] = (), name: str = "brainalign") -> Path:
-    from .. import __version__
-
     desc = {
         "Name": f"{name} alignment scores",
         "BIDSVersion": BIDS_VERSION,
@@ -226,8 +224,6 @@ def flat_index(ds) -> np.ndarray:
 
 def to_volume(values: np.ndarray, flat_index: np.ndarray, shape, affine):
     """Values at flat voxel indices (C order) -> float32 NIfTI image, NaN elsewhere."""
-    import nibabel as nib
-
     vol = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
     vol[np.asarray(flat_index, dtype=np.int64)] = np.asarray(values, dtype=np.float32)
     img = nib.Nifti1Image(vol.reshape(shape), affine)

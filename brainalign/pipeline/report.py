@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -257,8 +258,6 @@ def _group_targets(enc: pd.DataFrame, out: Path, task: str, model: str) -> list[
     mean = enc[(enc.metric == "mean_r") & (enc.layer == layer)]
     gmap = outputs.map_path(out, None, task, model, layer, "r")
     if gmap.is_file():
-        import nibabel as nib
-
         vmax = float(np.nanmax(np.abs(mean["value"].to_numpy())))
         return [_img(_png(_figure_of(_glass_brain(nib.load(gmap), f"group mean r, layer {layer}", vmax))), "group map")]
     body = [_img(_png(_bars(mean["target"], mean["value"].to_numpy(), f"group mean r, layer {layer}").figure), "group bars")]
