@@ -111,22 +111,50 @@ def test_result_methods_write_and_plot(fmri, tmp_path):
     assert "data:image/png;base64" in html
 
 
+def _prepared(rec, stim, trim=(0, 0)):
+    from brainalign.pipeline.prepare import prepare
+    from brainalign.pipeline.specs import AlignSpec, CVSpec
+
+    return prepare(rec, stim, None, AlignSpec(method="lanczos", trim=trim), CVSpec(kind="contiguous", n_folds=5))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["unique", "rsa"])
 def test_layer_selection_calls_the_identification_methods(fmri, how):
-    from brainalign.pipeline.config import validate_config
-    from brainalign.pipeline.plan import layer_selection
+    from brainalign.pipeline.selection import layer_selection
+    from brainalign.pipeline.specs import RSASpec, ScoreSpec
 
     rec, stim, acts = fmri
-    cfg = validate_config({"data": {"source": {"kind": "bids", "root": "."}},
-                           "scoring": {"layer_selection": how, "alphas": [1, 10, 100, 1000], "inner_cv": 3,
-                                       "rsa": {"n_items": 60}},
-                           "alignment": {"method": "lanczos"}})
+    spec = ScoreSpec(layer_selection=how, alphas=(1, 10, 100, 1000), rsa=RSASpec(n_items=60))
     ds = finalize(score_chunk(rec, stim, acts, methods=("encoding",), alphas=[1, 10, 100], inner_cv=3))
-    ds = layer_selection(ds, rec, stim, acts, cfg)
+    ds = layer_selection(ds, _prepared(rec, stim), acts, spec)
     if how == "unique":
         chosen = ds["layer_id"].isel(target=slice(0, 10)).values
         assert np.mean(chosen == 2) >= 0.7
     else:
         assert int(ds["rsa_layer_id"]) in acts["layer"].values
         assert ds["rsa_layer_p_best"].sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_layer_selection_leaves_out_the_trimmed_samples(fmri):
+    """Regression: layer selection rebuilt its designs without the trim mask, so the
+    frames that scoring leaves out (here: huge, driven by layer 0) chose the layer."""
+    from brainalign.align import layer_design, trim_mask
+    from brainalign.pipeline.selection import layer_selection
+    from brainalign.pipeline.specs import ScoreSpec
+
+    rec, stim, acts = fmri
+    runs = rec["run"].values
+    edge = ~np.asarray(trim_mask(runs, 10, 10))
+    X0 = layer_design(acts.sel(layer=0).values, stim, rec, "lanczos", delays=(1, 2, 3, 4))
+    rng = np.random.default_rng(7)
+    Y = rec.values.copy()
+    Y[edge] = 50 * (X0 @ rng.standard_normal((X0.shape[1], Y.shape[1])))[edge]
+    spiked = rec.copy(data=Y)
+    ds = finalize(score_chunk(spiked, stim, acts, methods=("encoding",), alphas=[1, 10, 100], inner_cv=3,
+                              alignment="lanczos", trim=(10, 10)))
+    P = _prepared(spiked, stim, trim=(10, 10))
+    assert P.n_samples == int((~edge).sum()) and P.Y.shape[0] == P.n_samples
+    ds = layer_selection(ds, P, acts, ScoreSpec(layer_selection="single", alphas=(1, 10, 100, 1000)))
+    chosen = ds["layer_id"].isel(target=slice(0, 10)).values
+    assert np.mean(chosen == 2) >= 0.7, chosen

@@ -1,7 +1,8 @@
 """Baseline + layer as a two-band ridge: the baseline is not shrunk with the layer."""
 import numpy as np
 
-from brainalign.pipeline.api import _fit_scores, _fit_scores_banded, make_outer_cv
+from brainalign.encoding import make_folds
+from brainalign.pipeline.scoring import fit_scores, fit_scores_banded
 
 
 def test_banded_baseline_keeps_baseline_performance_where_shared_penalty_loses_it():
@@ -10,13 +11,11 @@ def test_banded_baseline_keeps_baseline_performance_where_shared_penalty_loses_i
     B = rng.normal(size=(n, q))
     X = rng.normal(size=(n, p))  # a wide feature space carrying a little signal
     Y = B @ rng.normal(size=(q, t)) + 0.05 * X[:, :20] @ rng.normal(size=(20, t)) + rng.normal(size=(n, t))
-    runs = np.ones(n, dtype=int)
-    folds = make_outer_cv("contiguous", n, runs, n_folds=5)
-    keep = np.ones(n, dtype=bool)
+    folds = make_folds("contiguous", n, n_folds=5)
     alphas = np.logspace(-2, 6, 9)
-    base, _ = _fit_scores(B, Y, folds, 4, alphas, keep)
-    shared, _ = _fit_scores(np.hstack([B, X]), Y, folds, 4, alphas, keep)
-    banded, a_band = _fit_scores_banded(B, X, Y, folds, 4, alphas, keep)
+    base, _ = fit_scores(B, Y, folds, 4, alphas)
+    shared, _ = fit_scores(np.hstack([B, X]), Y, folds, 4, alphas)
+    banded, a_band = fit_scores_banded(B, X, Y, folds, 4, alphas)
     base, shared, banded = base.mean(0), shared.mean(0), banded.mean(0)
     assert banded.shape == (t,) and a_band.shape == (5, t)
     # one penalty for 402 columns shrinks the 2 baseline columns: worse than the baseline alone

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from brainalign.errors import ConfigError, UnsafeNameError
+from brainalign.errors import ConfigError, InputError, UnsafeNameError
 from brainalign.pipeline import outputs
 from brainalign.pipeline.config import load_config, validate_config
 from brainalign.pipeline.executor import run_tasks
@@ -158,3 +158,111 @@ def test_layer_selection_rows_reach_the_table():
     assert len(chosen) == 5 and chosen.layer.isna().all()
     assert list(chosen.value) == [1, 2, 2, 3, 1]
     assert (t.metric == "layer_id_score").sum() == 15
+
+
+# ------------------------------------------------------------------ the seam (issue 16)
+def _two_run_recording(rng, n=80, t=4):
+    from brainalign.data import make_recording
+
+    times = np.concatenate([np.arange(n) * 2.0] * 2)
+    runs = np.repeat([1, 2], n)
+    conf = pd.DataFrame({"motion": rng.standard_normal(2 * n), "drift": np.linspace(-1, 1, 2 * n) ** 2})
+    Y = 3.0 * conf[["motion"]].to_numpy() + 2.0 * conf[["drift"]].to_numpy() + rng.standard_normal((2 * n, t))
+    return make_recording(Y, times, runs, modality="fmri", tr=2.0), conf
+
+
+def test_preprocess_confounds_are_regressed_out_per_run():
+    from brainalign.pipeline.preprocess import preprocess
+    from brainalign.pipeline.specs import PreprocessSpec
+
+    rec, conf = _two_run_recording(np.random.default_rng(0))
+    plain = preprocess(rec, PreprocessSpec(confounds=False), conf).values
+    clean = preprocess(rec, PreprocessSpec(confounds=True), conf).values
+    runs = rec["run"].values
+    for r in (1, 2):
+        m = conf["motion"].to_numpy()[runs == r]
+        before = [abs(np.corrcoef(plain[runs == r, j], m)[0, 1]) for j in range(plain.shape[1])]
+        after = [abs(np.corrcoef(clean[runs == r, j], m)[0, 1]) for j in range(clean.shape[1])]
+        assert min(before) > 0.5 and max(after) < 1e-6
+    with pytest.raises(ConfigError, match="data.preprocess.confounds"):
+        preprocess(rec, PreprocessSpec(confounds=True), None)
+
+
+def test_baseline_confounds_are_appended_to_the_baseline():
+    from brainalign.pipeline.prepare import baseline_table
+    from brainalign.pipeline.specs import BaselineSpec
+
+    rng = np.random.default_rng(1)
+    base = pd.DataFrame({"rate": rng.standard_normal(10), "power": rng.standard_normal(10)})
+    conf = pd.DataFrame({"motion": rng.standard_normal(10)})
+    B = baseline_table(BaselineSpec(columns=("power",), confounds=True), base, conf)
+    np.testing.assert_array_equal(B, np.column_stack([base["power"], conf["motion"]]))
+    np.testing.assert_array_equal(baseline_table(BaselineSpec(), base, conf), base.to_numpy())
+    np.testing.assert_array_equal(baseline_table(BaselineSpec(confounds=True), None, conf), conf.to_numpy())
+    with pytest.raises(ConfigError, match="baseline.confounds"):
+        baseline_table(BaselineSpec(confounds=True), base, None)
+    with pytest.raises(ConfigError, match="baseline.columns"):
+        baseline_table(BaselineSpec(columns=("nope",)), base, None)
+
+
+def test_statistics_q_is_the_fdr_level_in_the_result():
+    from brainalign.pipeline.api import finalize
+
+    rng = np.random.default_rng(2)
+    ds = xr.Dataset({"r_folds": (("layer", "fold", "target"), rng.standard_normal((2, 5, 3)))})
+    ds["r"] = ds["r_folds"].mean("fold")
+    assert finalize(ds, q=0.01).attrs["fdr_q"] == 0.01
+    assert finalize(ds).attrs["fdr_q"] == 0.05
+
+
+def test_unknown_source_options_are_a_config_error_naming_them(tmp_path):
+    from brainalign.pipeline.sources import load_participant
+    from brainalign.pipeline.specs import LoadSpec
+
+    with pytest.raises(ConfigError, match="data.source.*bogus_option"):
+        validate_config({"data": {"source": {"kind": "bids", "root": str(tmp_path), "options": {"bogus_option": 1}}}})
+    # a LoadSpec built in Python (no schema) is checked against the loader's signature
+    spec = LoadSpec(kind="roi_table", task="t", participants=None, root=str(tmp_path), adapter="alice",
+                    options=(("bogus_option", 1),))
+    with pytest.raises(ConfigError, match="data.source.options: bogus_option") as exc:
+        load_participant(spec, "s1", "t")
+    assert "\n" not in str(exc.value)
+
+
+def test_ceiling_loads_only_the_participants_the_tasks_did_not():
+    from brainalign.pipeline import ceiling
+
+    rng = np.random.default_rng(3)
+    shared = rng.standard_normal((50, 2))
+    have = {s: shared + 0.1 * rng.standard_normal((50, 2)) for s in ("a", "b")}
+    asked = []
+
+    def load(s):
+        asked.append(s)
+        return shared + 0.1 * rng.standard_normal((50, 2))
+
+    data = dict(have, **ceiling.load_others(["a", "b", "c", "d"], have, load))
+    assert asked == ["c", "d"]
+    r = ceiling.loo_isc(data, ["a", "b", "c", "d"])
+    assert list(r) == ["a", "b", "c", "d"] and min(min(v) for v in r.values()) > 0.9
+    with pytest.raises(InputError, match="at least 3"):
+        ceiling.loo_isc({"a": have["a"], "b": have["b"]}, ["a", "b"])
+
+
+def test_task_thread_limit_is_restored_for_torch_and_blas():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from brainalign.pipeline.executor import _call
+
+    before = (torch.get_num_threads(), [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+    res, err = _call(_threads_seen, {"threads": 1})
+    assert err is None and res[0] == 1 and set(res[1]) == {1}
+    assert (torch.get_num_threads(), [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]) == before
+
+
+def _threads_seen(spec):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

@@ -10,11 +10,17 @@ Sections
 ``baseline``    optional regressors given with the data (word rate, confounds...).
 ``models``      the language models: label, path or id, layers, context, pooling.
 ``alignment``   how word features reach the neural clock (lanczos | hrf | word | epochs).
-``scoring``     encoding and/or RSA, cross-validation, alphas, permutations, seed,
+``scoring``     encoding and/or RSA, cross-validation, alphas, seed,
                 layer selection.
 ``statistics``  FDR, ceiling, group test, confidence intervals.
 ``outputs``     output folder, maps, reports.
 ``execution``   n_jobs, Dask scheduler, layers per task.
+
+Option lists (alignment methods, CV kinds, RSA metrics and comparisons, layer
+selection, model context and pooling) come from the kernels' own constants
+(:mod:`.choices`). The validated configuration is turned into frozen specs in one
+place, :func:`brainalign.pipeline.specs.specs_from_config`; no configuration object
+reaches a kernel. Every field here is read there (``tests/test_config_fields.py``).
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, UnsafeNameError, check_safe_label
+from ..io.bids import load_options
+from . import choices as C
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGED_MODEL = "packaged:minilm"
@@ -72,6 +80,14 @@ class BidsSource(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments to load_bids")
 
     _v_task = field_validator("task")(lambda v: None if v is None else _label(v, "task"))
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v):
+        unknown = [str(k) for k in v if k not in load_options()]
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} (load_bids takes: {', '.join(load_options())})")
+        return v
 
     @field_validator("participants")
     @classmethod
@@ -135,9 +151,9 @@ class ModelConfig(_Strict):
     label: str
     path: str = Field(PACKAGED_MODEL, description="Hugging Face id, local folder, or 'packaged:minilm'")
     layers: Union[Literal["all"], list[int]] = "all"
-    context: Literal["window", "run", "sentence"] = "window"
+    context: Literal[C.MODEL_CONTEXTS] = "window"
     context_words: int = Field(32, ge=0)
-    pooling: Literal["last", "mean"] = "last"
+    pooling: Literal[C.MODEL_POOLINGS] = "last"
     batch_size: int = Field(16, ge=1)
     revision: Optional[str] = None
     trust_remote_code: bool = False
@@ -160,11 +176,11 @@ class ModelConfig(_Strict):
 
 # ------------------------------------------------------------------------ alignment
 class AlignmentConfig(_Strict):
-    method: Literal["auto", "lanczos", "hrf", "word", "epochs"] = "auto"
+    method: Literal[C.ALIGNMENT] = "auto"
     delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], description="FIR delays in samples (TRs)")
     window: int = Field(3, ge=1, description="Lanczos window (lobes)")
     trim: tuple[int, int] = Field((0, 0), description="samples dropped at the start and end of every run")
-    zscore: bool = True
+    zscore: bool = Field(True, description="z-score each design column (within runs for lanczos/hrf)")
     tmin: float = Field(0.2, description="epochs: start of the averaging window after word onset (s)")
     tmax: float = Field(0.6, description="epochs: end of the averaging window (s)")
 
@@ -181,7 +197,7 @@ class AlignmentConfig(_Strict):
 
 # -------------------------------------------------------------------------- scoring
 class CVConfig(_Strict):
-    kind: Literal["contiguous", "leave_one_run_out", "group"] = "contiguous"
+    kind: Literal[C.CV_KINDS] = "contiguous"
     n_folds: int = Field(5, ge=2)
     column: Optional[str] = Field(None, description="group: stimulus column whose values are the folds")
 
@@ -193,28 +209,27 @@ class CVConfig(_Strict):
 
 
 class RSAConfig(_Strict):
-    metric: Literal["correlation", "euclidean", "cosine"] = "correlation"
-    compare: Literal["spearman", "pearson", "kendall", "cosine"] = "spearman"
-    transform: Literal["none", "gt", "geodesic"] = "none"
+    metric: Literal[C.RSA_METRICS] = "correlation"
+    compare: Literal[C.RSA_COMPARE] = "spearman"
+    transform: Literal[C.RSA_TRANSFORMS] = "none"
     lower: float = Field(0.2, ge=0, le=1)
     upper: float = Field(0.8, ge=0, le=1)
     n_items: int = Field(200, ge=4, description="items (time blocks or words) in the RDMs")
 
 
 class ScoringConfig(_Strict):
-    methods: list[Literal["encoding", "rsa"]] = Field(default_factory=lambda: ["encoding", "rsa"])
+    methods: list[Literal[C.SCORING_METHODS]] = Field(default_factory=lambda: ["encoding", "rsa"])
     cv: CVConfig = Field(default_factory=CVConfig)
     inner_cv: int = Field(5, ge=2)
     alphas: list[float] = Field(default_factory=lambda: [10.0**k for k in range(-2, 11)])
-    permutations: int = Field(0, ge=0)
     seed: int = 0
-    baseline_penalty: Literal["shared", "banded"] = Field(
+    baseline_penalty: Literal[C.BASELINE_PENALTIES] = Field(
         "banded", description="'banded' (default): baseline + layer as a two-band ridge "
         "(brainalign.encoding.BandedRidgeCV), so the baseline is not shrunk with the layer's features; "
         "'shared': one ridge with one penalty for both (shrinks a small baseline; docs/validation.md)")
-    layer_selection: Literal["argmax", "unique", "unique_adjacent", "single", "rsa"] = Field(
-        "argmax", description="argmax of r; 'unique'/'unique_adjacent'/'single': brainalign.encoding.layer_id."
-        "identify_layer (variance partitioning); 'rsa': brainalign.rsa.identify_layer")
+    layer_selection: Literal[C.LAYER_SELECTION] = Field(
+        "argmax", description="argmax of r; 'unique'/'unique_adjacent'/'unique_pairwise'/'single': brainalign.encoding.layer_id."
+        "identify_layer_by_encoding (variance partitioning); 'rsa': brainalign.rsa.identify_layer")
     rsa: RSAConfig = Field(default_factory=RSAConfig)
 
     @field_validator("methods")
@@ -235,10 +250,9 @@ class ScoringConfig(_Strict):
 # ----------------------------------------------------------------------- statistics
 class StatisticsConfig(_Strict):
     fdr: bool = True
-    q: float = Field(0.05, gt=0, lt=1)
+    q: float = Field(0.05, gt=0, lt=1, description="FDR level: p_fdr < q is significant (results attr fdr_q)")
     ceiling: Literal["none", "loo_isc"] = "none"
     group_test: Literal["none", "ttest", "wilcoxon"] = "wilcoxon"
-    compare_baseline: bool = True
     ci: float = Field(0.95, gt=0, lt=1)
     n_bootstrap: int = Field(1000, ge=0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterator, Sequence
 
+from ..encoding._backend import thread_limit
 from ..errors import BrainAlignError, ConfigError
 
 
@@ -16,10 +17,12 @@ def _call(fn: Callable, spec: dict) -> tuple[Any, str | None]:
 
     The task computes with ``spec["threads"]`` torch and BLAS threads, whatever the
     executor: floating-point sums depend on the thread count, so this is what makes
-    serial, process and Dask runs bit-identical.
+    serial, process and Dask runs bit-identical. The limit is the encoding kernels'
+    own :class:`~brainalign.encoding._backend.thread_limit` (BLAS set before torch
+    and restored first, the order it documents), so there is one thread limiter.
     """
     try:
-        with _threads(spec.get("threads")):
+        with thread_limit(None, spec.get("threads")):
             return fn(spec), None
     except BrainAlignError as exc:
         return None, f"{type(exc).__name__}: {exc}"
@@ -27,30 +30,6 @@ def _call(fn: Callable, spec: dict) -> tuple[Any, str | None]:
         if spec.get("debug"):
             raise
         return None, f"internal error {type(exc).__name__}: {exc}"
-
-
-class _threads:
-    """Context manager: torch and BLAS limited to ``n`` threads (None: unchanged)."""
-
-    def __init__(self, n: int | None):
-        self.n, self._old, self._ctl = n, None, None
-
-    def __enter__(self) -> "_threads":
-        if self.n:
-            import torch
-            from threadpoolctl import threadpool_limits
-
-            self._old = torch.get_num_threads()
-            torch.set_num_threads(int(self.n))
-            self._ctl = threadpool_limits(limits=int(self.n), user_api="blas")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            import torch
-
-            torch.set_num_threads(self._old)
-            self._ctl.restore_original_limits()
 
 
 def _init_worker(threads: int) -> None:

@@ -6,20 +6,60 @@ Each ``data.source.kind`` maps to a reader in :mod:`brainalign.io`:
 - ``roi_table``: ``brainalign.io.roi_table.load_<adapter>`` (+ ``list_<adapter>_participants``)
 - ``word_erp``: ``brainalign.io.word_table.load_word_erp`` (one column per participant)
 
-``load_participant`` returns ``(recording, stimulus, baseline)`` where baseline is a
-DataFrame with one row per sample, or None.
+``load_participant`` returns a :class:`Loaded` ``(recording, stimulus, baseline,
+confounds)``: the baseline regressors and the loader's confounds are DataFrames with
+one row per sample, or None. Confounds come from the recording's
+``confounds_table`` attr (a DataFrame) or a fourth item returned by a table adapter.
+
+``src`` is a :class:`~brainalign.pipeline.specs.LoadSpec` (or the validated
+``data.source`` section it is built from: both have the same attributes).
 """
 from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, MissingDataError, check_safe_label
+
+
+class Loaded(NamedTuple):
+    """One participant's data as the loaders give it."""
+
+    recording: Any
+    stimulus: pd.DataFrame
+    baseline: pd.DataFrame | None
+    confounds: pd.DataFrame | None
+
+
+def _options(src) -> dict[str, Any]:
+    """The source's extra loader keywords as a dict."""
+    if hasattr(src, "loader_options"):
+        return src.loader_options()
+    return dict(src.options)
+
+
+def _check_options(fn, options: dict, n_fixed: int) -> None:
+    """Refuse ``data.source.options`` names that the loader ``fn`` does not take (ConfigError, not TypeError).
+
+    The first ``n_fixed`` parameters of ``fn`` (root, participant...) are not options.
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    named = {n for n, p in list(params.items())[n_fixed:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(options) - named)
+    if unknown:
+        raise ConfigError(f"data.source.options: {', '.join(unknown)} not taken by {fn.__module__}.{fn.__name__} "
+                          f"(it takes: {', '.join(sorted(named))})")
 
 
 def _roi_module():
@@ -39,8 +79,8 @@ def _adapter(module, name: str, what: str):
 
 @functools.lru_cache(maxsize=4)
 def _word_erp_table(path: str, options_key: tuple):
-    mod = _word_module()
-    loader = getattr(mod, "load_word_erp")
+    loader = getattr(_word_module(), "load_word_erp")
+    _check_options(loader, dict(options_key), 1)
     return loader(path, **dict(options_key))
 
 
@@ -57,9 +97,9 @@ def list_participants(src) -> list[str]:
     elif src.kind == "roi_table":
         mod = _roi_module()
         fn = _adapter(mod, f"list_{src.adapter}_participants", "lists participants")
-        labels = list(fn(src.root, **{k: v for k, v in src.options.items() if k == "resolution"}))
+        labels = list(fn(src.root, **{k: v for k, v in _options(src).items() if k == "resolution"}))
     else:
-        rec, _, _ = _word_erp_table(src.path, _options_key(src.options))
+        rec, _, _ = _word_erp_table(src.path, _options_key(_options(src)))
         labels = [str(t) for t in rec["target"].values]
     return [str(label) for label in labels if str(label) not in set(getattr(src, "exclude", []) or [])]
 
@@ -89,41 +129,40 @@ def default_task(src, subject: str | None = None) -> str:
     return "task"
 
 
-def load_participant(src, subject: str, task: str | None = None):
-    """One participant -> (recording, stimulus, baseline DataFrame or None)."""
+def _confounds_of(rec) -> pd.DataFrame | None:
+    table = rec.attrs.get("confounds_table")
+    return table if isinstance(table, pd.DataFrame) else None
+
+
+def load_participant(src, subject: str, task: str | None = None) -> Loaded:
+    """One participant -> :class:`Loaded` (recording, stimulus, baseline, confounds)."""
+    opts = _options(src)
     if src.kind == "bids":
         from ..io import load_bids
 
         kw: dict[str, Any] = dict(datatype=src.datatype, session=src.session, runs=src.runs, space=src.space,
                                   mask=src.mask, atlas=src.atlas, tr=src.tr, word_column=src.word_column)
-        kw = {k: v for k, v in kw.items() if v is not None}
-        kw.update(src.options)
+        kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
+        _check_options(load_bids, opts, 3)
+        kw.update(opts)
         rec, stim = load_bids(src.root, subject, task or src.task, **kw)[:2]
-        confounds = rec.attrs.get("confounds_table")
-        return rec, stim, confounds if isinstance(confounds, pd.DataFrame) else None
+        return Loaded(rec, stim, None, _confounds_of(rec))
     if src.kind == "roi_table":
         fn = _adapter(_roi_module(), f"load_{src.adapter}", "loads one participant")
-        out = fn(src.root, subject, **src.options)
+        _check_options(fn, opts, 2)
+        out = fn(src.root, subject, **opts)
         rec, stim = out[0], out[1]
         base = out[2] if len(out) > 2 else None
-        return rec, stim, base
-    rec, stim, feats = _word_erp_table(src.path, _options_key(src.options))
+        conf = out[3] if len(out) > 3 else _confounds_of(rec)
+        return Loaded(rec, stim, base, conf)
+    rec, stim, feats = _word_erp_table(src.path, _options_key(opts))
     labels = [str(t) for t in rec["target"].values]
     if subject not in labels:
         raise MissingDataError(f"participant {subject} not in {src.path}")
     one = rec.isel(target=[labels.index(subject)])
     one = one.assign_coords(target=[str(rec.attrs.get("value", "response"))])
     one.attrs = dict(rec.attrs, subject=subject)
-    return one, stim, feats
-
-
-def participant_matrix(src, subjects, task=None) -> dict[str, np.ndarray]:
-    """Each participant's (samples, targets) data, for inter-subject ceilings."""
-    out = {}
-    for s in subjects:
-        rec = load_participant(src, s, task)[0]
-        out[s] = np.asarray(rec.values, dtype=np.float64)
-    return out
+    return Loaded(one, stim, feats, None)
 
 
 def source_root(src) -> str:

@@ -41,7 +41,7 @@ def participant_scores(root: Path, label: str, resolution: str, encoder) -> pd.D
 
     from ..encoding.layer_id import contiguous_folds, kernel_ridge_cv_predict, layer_kernels, _fold_scores
     from ..io.roi_table import load_alice
-    from ..pipeline.api import layer_design
+    from ..align import layer_design
 
     rec, stim, base = load_alice(root, label, resolution)
     Y = clean(rec.values.astype(np.float64), detrend=True, high_pass=1 / 128, t_r=2.0, standardize="zscore_sample")
@@ -49,14 +49,15 @@ def participant_scores(root: Path, label: str, resolution: str, encoder) -> pd.D
     B = (B - B.mean(0)) / B.std(0)
     acts = encoder.encode(stim)
     folds = contiguous_folds(Y.shape[0], 5)
-    KB = layer_kernels([B])[0]
+    # kernels divided by their width, with the alphas of the published table (width-normalised scale)
+    KB = layer_kernels([B])[0] / B.shape[1]
     rows = []
-    pred, _ = kernel_ridge_cv_predict(KB, Y, folds)
+    pred, _ = kernel_ridge_cv_predict(KB, Y, folds, alphas=np.logspace(-3, 4, 15))
     for t, r in zip(rec["target"].values, _fold_scores(pred, Y, folds)[0]):
         rows.append({"subject": label, "target": str(t), "model": "baseline", "layer": -1, "r": r})
     for layer in acts["layer"].values:
         X = layer_design(np.asarray(acts.sel(layer=layer).values, np.float64), stim, rec, "lanczos", delays=(1, 2, 3, 4))
-        K = BASELINE_WEIGHT * KB + layer_kernels([X])[0]
+        K = BASELINE_WEIGHT * KB + layer_kernels([X])[0] / X.shape[1]
         pred, _ = kernel_ridge_cv_predict(K, Y, folds, alphas=np.logspace(-3, 6, 19))
         for t, r in zip(rec["target"].values, _fold_scores(pred, Y, folds)[0]):
             rows.append({"subject": label, "target": str(t), "model": "baseline+layer", "layer": int(layer), "r": r})

@@ -1,0 +1,142 @@
+"""Scorers: encoding (nested-CV ridge) and RSA of every layer against a :class:`Prepared`.
+
+:func:`score_prepared` is one task's work: the raw per-layer scores (no FDR, no
+ceiling) of the layers in an Activations array. It reads only the prepared
+participant and a :class:`~brainalign.pipeline.specs.ScoreSpec`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .. import rsa
+from ..encoding import BandedRidgeCV, cross_validated_scores, folds_to_splits
+from .prepare import Prepared
+from .specs import RSASpec, ScoreSpec
+
+#: Candidate (baseline, layer) band weights for ``baseline_penalty="banded"``: the
+#: layer's penalty is 1, 9, 99 or 999 times the baseline's (and a ridge alpha grid on top).
+BANDED_BASELINE_WEIGHTS = np.array([[0.5, 0.5], [0.9, 0.1], [0.99, 0.01], [0.999, 0.001]])
+
+
+def fit_scores(X: np.ndarray, Y: np.ndarray, folds: Sequence[np.ndarray], inner_cv: int,
+               alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Nested CV of one ridge; returns r_folds and alpha_folds, both (n_folds, n_targets).
+
+    ``X`` (n, p), ``Y`` (n, t) and ``folds`` (test indices into range(n)) are the
+    kept samples (:class:`Prepared`).
+    """
+    res = cross_validated_scores(X, Y, outer_cv=folds_to_splits(folds, X.shape[0]), inner_cv=inner_cv,
+                                 alphas=np.asarray(alphas))
+    return np.asarray(res.r_folds, dtype=np.float64), np.asarray(res.alpha_folds, dtype=np.float64)
+
+
+def fit_scores_banded(B: np.ndarray, X: np.ndarray, Y: np.ndarray, folds: Sequence[np.ndarray], inner_cv: int,
+                      alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Nested CV of baseline + layer as a two-band ridge (own penalty per band).
+
+    Returns r_folds and the layer band's effective penalty per fold, both
+    (n_folds, n_targets), like :func:`fit_scores`.
+    """
+    r_f, a_f = [], []
+    for train, test in folds_to_splits(folds, X.shape[0]):
+        model = BandedRidgeCV(alphas=np.asarray(alphas), n_iter=BANDED_BASELINE_WEIGHTS, cv=inner_cv)
+        model.fit([B[train], X[train]], Y[train])
+        r_f.append(np.asarray(model.score([B[test], X[test]], Y[test]), dtype=np.float64))
+        a_f.append(np.asarray(model.space_alphas_[1], dtype=np.float64))
+    return np.stack(r_f), np.stack(a_f)
+
+
+def blocks(n: int, n_items: int) -> list[np.ndarray]:
+    """``min(n_items, n)`` contiguous blocks of ``range(n)`` (the RSA items)."""
+    return [b for b in np.array_split(np.arange(n), min(n_items, n)) if b.size]
+
+
+def transform_rdm(d: np.ndarray, spec: RSASpec) -> np.ndarray:
+    """The RDM after ``spec.transform`` (none, gt, geodesic with ``lower``/``upper``)."""
+    if spec.transform == "gt":
+        return np.asarray(rsa.gt_transform(d, lower=spec.lower, upper=spec.upper))
+    if spec.transform == "geodesic":
+        return np.asarray(rsa.geodesic(d, lower=spec.lower, upper=spec.upper))
+    return d
+
+
+def rsa_scores(X: np.ndarray, Y: np.ndarray, regions: Mapping[str, np.ndarray], spec: RSASpec) -> np.ndarray:
+    """RSA of model patterns X (n, p) against neural patterns Y (n, t) per region -> (n_regions,).
+
+    Items are ``n_items`` contiguous blocks of samples (time points or words), each the
+    mean pattern of its block. Items whose model or neural pattern is constant (e.g.
+    silent stretches) are left out of that comparison.
+    """
+    items = blocks(X.shape[0], int(spec.n_items))
+    Xi = np.stack([X[b].mean(0) for b in items])
+    ok_model = Xi.std(1) > 0
+    out = []
+    for cols in regions.values():
+        if len(cols) < 2:
+            out.append(np.nan)
+            continue
+        Yi = np.stack([Y[b][:, cols].mean(0) for b in items])
+        ok = ok_model & (Yi.std(1) > 0)
+        if ok.sum() < 4:
+            out.append(np.nan)
+            continue
+        model_rdm = transform_rdm(np.asarray(rsa.rdm(Xi[ok], metric=spec.metric)), spec)
+        neural = transform_rdm(np.asarray(rsa.rdm(Yi[ok], metric=spec.metric)), spec)
+        out.append(float(rsa.compare(model_rdm, neural, method=spec.compare)))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _encode_layer(P: Prepared, X: np.ndarray, spec: ScoreSpec, with_baseline: bool):
+    cv = spec.cv
+    if P.B is not None and with_baseline and spec.baseline_penalty == "banded":
+        return fit_scores_banded(P.B, X, P.Y, P.folds, cv.inner_cv, spec.alphas)
+    Xf = np.hstack([P.B, X]) if (P.B is not None and with_baseline) else X
+    return fit_scores(Xf, P.Y, P.folds, cv.inner_cv, spec.alphas)
+
+
+def score_prepared(P: Prepared, activations: xr.DataArray, spec: ScoreSpec, *, with_baseline: bool = True,
+                   fit_baseline: bool = True) -> xr.Dataset:
+    """Raw scores for the layers in ``activations`` (no FDR, no ceiling): one task's work.
+
+    Returns a Dataset with ``r_folds``/``alpha`` (layer, fold, target), ``r``
+    (layer, target), ``baseline_r[_folds]`` when a baseline is fitted, and ``rsa``
+    (layer, region); attrs ``alignment``, ``modality``, ``n_samples``, ``warnings``.
+    """
+    n_t = P.Y.shape[1]
+    warns: list[str] = []
+    r_folds, a_folds, rsa_vals, layers = [], [], [], []
+    for layer, X in P.designs(activations):
+        layers.append(layer)
+        if "encoding" in spec.methods:
+            rf, af = _encode_layer(P, X, spec, with_baseline)
+            r_folds.append(rf)
+            a_folds.append(af)
+        if "rsa" in spec.methods:
+            if len(P.regions) == 1 and n_t < 3:
+                if not warns:
+                    warns.append(f"RSA skipped: {n_t} target(s) are too few for a neural RDM")
+                rsa_vals.append(np.full(len(P.regions), np.nan))
+            else:
+                rsa_vals.append(rsa_scores(X, P.Y, P.regions, spec.rsa))
+    coords: dict[str, Any] = {"layer": layers, "target": P.targets}
+    data: dict[str, Any] = {}
+    if r_folds:
+        rf = np.stack(r_folds)
+        coords["fold"] = np.arange(rf.shape[1])
+        data["r_folds"] = (("layer", "fold", "target"), rf)
+        data["alpha"] = (("layer", "fold", "target"), np.stack(a_folds))
+        data["r"] = (("layer", "target"), np.nanmean(rf, axis=1))
+        if P.B is not None and fit_baseline:
+            brf, _ = fit_scores(P.B, P.Y, P.folds, spec.cv.inner_cv, spec.alphas)
+            data["baseline_r_folds"] = (("fold", "target"), brf)
+            data["baseline_r"] = (("target",), np.nanmean(brf, axis=0))
+    if rsa_vals:
+        coords["region"] = list(P.regions)
+        data["rsa"] = (("layer", "region"), np.stack(rsa_vals))
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(alignment=P.method, modality=P.modality, n_samples=P.n_samples, warnings=json.dumps(warns))
+    return ds

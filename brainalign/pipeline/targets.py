@@ -1,0 +1,43 @@
+"""Target identity and geometry carried from a recording onto a result.
+
+The one place that copies the voxel grid (affine, volume shape, flat C-order voxel
+index ``voxel_flat``) and the source files from a :class:`~brainalign.data.Recording`
+onto a result Dataset, and that reads the recording's regions (``region``/``roi``
+target coordinates) for RSA.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+
+def copy_geometry(ds: xr.Dataset, recording) -> None:
+    """Copy source files and the voxel grid of ``recording`` onto ``ds`` (in place).
+
+    Sets attrs ``sources`` (JSON list), ``affine`` (4 x 4, JSON) and ``grid_shape``
+    (JSON), and the target coordinate ``voxel_flat`` (flat C-order index into the
+    grid), when the recording has them.
+    """
+    attrs = getattr(recording, "attrs", {})
+    if "sources" in attrs:
+        ds.attrs["sources"] = json.dumps([str(s) for s in attrs["sources"]])
+    coords = getattr(recording, "coords", {})
+    shape = attrs.get("volume_shape")
+    if shape is None or "affine" not in attrs or "voxel_i" not in coords:
+        return
+    shape = tuple(int(s) for s in np.asarray(shape).ravel()[:3])
+    ijk = np.stack([np.asarray(recording[c].values, dtype=np.int64) for c in ("voxel_i", "voxel_j", "voxel_k")])
+    ds.attrs["affine"] = json.dumps(np.asarray(attrs["affine"], dtype=float).reshape(4, 4).tolist())
+    ds.attrs["grid_shape"] = json.dumps(list(shape))
+    ds.coords["voxel_flat"] = ("target", np.ravel_multi_index(tuple(ijk), shape))
+
+
+def regions(recording) -> dict[str, np.ndarray] | None:
+    """Region name -> target indices from a ``region`` or ``roi`` target coordinate, or None."""
+    for name in ("region", "roi"):
+        if name in recording.coords and recording[name].dims == ("target",):
+            labels = np.asarray(recording[name].values).astype(str)
+            return {lab: np.flatnonzero(labels == lab) for lab in dict.fromkeys(labels.tolist())}
+    return None
