@@ -21,14 +21,29 @@ with ``--debug`` and report the traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import warnings
 from pathlib import Path
+
+from . import errors
+from .errors import BrainAlignError, MissingDataError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 SUBCOMMANDS = ("run", "demo", "simulate", "cache", "report")
+_MACHINE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                   errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.EMFILE}
+_SEEN_WARNINGS: set[str] = set()
 EPILOG = ("exit codes: 0 all done, 1 partial (some participants failed), 2 input refused, "
           "3 internal error (rerun with --debug), 130 interrupted")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) that point to ``--help``."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(EXIT_REFUSED, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -42,7 +57,7 @@ def _exec_opts(p: argparse.ArgumentParser) -> None:
 
 
 def bids_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="brainalign", epilog=EPILOG,
         description="Layer-wise alignment of a language model with brain recordings (BIDS App). "
                     f"Other commands: {', '.join(SUBCOMMANDS)} (brainalign COMMAND --help).")
@@ -65,7 +80,7 @@ def bids_parser() -> argparse.ArgumentParser:
 
 
 def sub_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="brainalign", epilog=EPILOG)
+    p = _Parser(prog="brainalign", epilog=EPILOG)
     sp = p.add_subparsers(dest="command", required=True)
     r = sp.add_parser("run", help="run a study from a YAML configuration (participant and group levels)")
     r.add_argument("config")
@@ -111,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     debug = "--debug" in argv
+    if not debug:
+        warnings.showwarning = _show_warning
     try:
         if argv and argv[0] in SUBCOMMANDS:
             args = sub_parser().parse_args(argv)
@@ -124,40 +141,67 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 2 for bad options
         return int(exc.code or 0)
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
-        from .errors import BrainAlignError
-
         if debug:
             raise
-        if isinstance(exc, BrainAlignError):
-            print(f"brainalign: error: {exc}", file=sys.stderr)
-            return EXIT_REFUSED
-        print(f"brainalign: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        return _report_error(exc)
     return code
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _report_error(exc: Exception) -> int:
+    """Print one line for an exception; the exit code: 2 for the user's or machine's mistakes, 3 for our bugs."""
+    if isinstance(exc, BrainAlignError):
+        print(f"brainalign: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_REFUSED
+    if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:  # the machine's: permissions, disk full...
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"brainalign: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"brainalign: internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+          file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``brainalign: warning:`` line each, each said once."""
+    text = _one_line(str(message).splitlines()[0] if str(message) else category.__name__)
+    if text in _SEEN_WARNINGS:
+        return
+    _SEEN_WARNINGS.add(text)
+    print(f"brainalign: warning: {text}", file=sys.stderr if file is None else file)
+
+
 def _quiet_libraries() -> None:
+    """Silence the libraries' chatter through their environment variables (importing transformers takes ~1 s)."""
     import logging
-    import warnings
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' weight-loading bar reads it too
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    try:
-        from transformers.utils import logging as hf_logging
+    hf = sys.modules.get("transformers.utils.logging")
+    if hf is not None:  # already imported: its settings were read at import time
+        hf.set_verbosity_error()
+        hf.disable_progress_bar()
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except Exception:  # noqa: BLE001 - cosmetic only
-        pass
+
+def _plain_reason(reason: str) -> str:
+    """A failure reason without the Python class name of our own errors (kept for bugs)."""
+    name, sep, rest = str(reason).partition(": ")
+    cls = getattr(errors, name, None)
+    if sep and isinstance(cls, type) and issubclass(cls, BrainAlignError):
+        return _one_line(rest)
+    return _one_line(reason)
 
 
 def _finish(summary, what: str) -> int:
     for s, reason in summary.failed.items():
-        print(f"brainalign: sub-{s} failed: {reason}", file=sys.stderr)
+        print(f"brainalign: sub-{s} failed: {_plain_reason(reason)}", file=sys.stderr)
     n_done, n_skip = len(summary.done), len(summary.skipped)
     print(f"{what}: {n_done} done, {n_skip} already up to date, {len(summary.failed)} failed -> {summary.out_dir}")
     for r in summary.reports:
@@ -170,13 +214,16 @@ def _bids_app(args) -> int:
     from .pipeline import plan
     from .pipeline.bids_app import bids_config
     from .pipeline.group import run_group
+    from .pipeline.paths import check_output_dir
+    from .pipeline.report import group_report
 
     if args.analysis_level == "group":
         cfg = bids_config(args, check_data=False)
+        check_output_dir(args.output_dir, [args.bids_dir])
         res = run_group(args.output_dir, cfg)
         print(f"group: {len(res.tables)} table(s) -> {Path(args.output_dir).resolve() / 'group'}")
-        if res.report:
-            print(f"report: {res.report}")
+        if cfg.outputs.report:
+            print(f"report: {group_report(args.output_dir)}")
         return EXIT_OK
     cfg = bids_config(args)
     summary = plan.run_study(cfg, out_dir=args.output_dir, participants=args.participant_label,
@@ -230,6 +277,10 @@ def _dispatch(args) -> int:
     if args.command == "report":
         from .pipeline.report import write_all_reports
 
+        out = Path(args.output_dir)
+        if not out.is_dir():
+            raise MissingDataError(f"OUTPUT_DIR {out} is not a folder: give the output folder of a "
+                                   "participant-level run")
         for p in write_all_reports(args.output_dir):
             print(f"report: {p}")
         return EXIT_OK

@@ -1,17 +1,22 @@
 """``load_bids``: one subject and task of a BIDS dataset as (Recording, Stimulus)."""
 from __future__ import annotations
 
+import inspect
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..data import make_stimulus
-from ..errors import InputError, MissingDataError
+from ..errors import DataQualityWarning, InputError, MissingDataError
 from .layout import check_datatype, check_root, list_sessions, require_subject, strip_prefix
 from .words import concat_stimuli, read_events_words, read_words
 
 _FMRI_ONLY = ("space", "mask", "atlas", "atlas_labels", "tr", "derivatives")
+#: Largest share of a run's words whose onsets may fall outside the run and be dropped (with a warning).
+MAX_OUTSIDE = 0.05
 
 
 def _session(root: Path, sub: str, session: str | None) -> str | None:
@@ -79,6 +84,85 @@ def _run_words(
     stim = concat_stimuli(parts)
     stim["run"] = stim["run"].astype(str)
     return stim
+
+
+def load_options() -> list[str]:
+    """Names :func:`load_bids` takes as options (``data.source.options``): all but the root, subject and task."""
+    return [n for n in inspect.signature(load_bids).parameters if n not in ("root", "subject", "task")]
+
+
+def _word_sources(labels: Sequence[str], events: Sequence, words: Any) -> dict[str, str]:
+    """Run label -> the file its words came from (for messages)."""
+    if words is None:
+        return {lab: str(ev) for lab, ev in zip(labels, events)}
+    if isinstance(words, Mapping):
+        return {lab: str(words.get(lab, "the words= table")) for lab in labels}
+    if isinstance(words, (str, Path)):
+        return {lab: str(words) for lab in labels}
+    return {lab: f"the words= table (run {lab})" for lab in labels}
+
+
+def _run_span(rec, run: str) -> float | None:
+    """End of a run in seconds on its own clock (last sample + one sampling step), None if absent."""
+    sel = np.asarray(rec["run"].values).astype(str) == run
+    if not sel.any():
+        return None
+    step = float(rec.attrs["tr"]) if rec.attrs.get("tr") else 1.0 / float(rec.attrs["sfreq"])
+    return float(np.asarray(rec["time"].values, dtype=float)[sel].max()) + step
+
+
+def check_onsets(stim: pd.DataFrame, rec, sources: Mapping[str, str], max_outside: float = MAX_OUTSIDE) -> pd.DataFrame:
+    """Check word onsets against their run's time span: refuse, or drop a few with a counted warning.
+
+    Parameters
+    ----------
+    stim : Stimulus
+        Word table with ``onset`` (s, on each run's clock) and ``run``.
+    rec : Recording
+        The recording the words are aligned to (its ``time`` and ``run`` coordinates).
+    sources : mapping of run label to str
+        The file each run's words came from, named in messages.
+    max_outside : float
+        Largest fraction of a run's words that may lie outside ``[0, run end]`` and be dropped.
+
+    Returns
+    -------
+    Stimulus
+        The words inside their runs.
+
+    Raises
+    ------
+    InputError
+        When onsets look like milliseconds, or more than ``max_outside`` of a run's words fall outside it.
+    """
+    run_of = stim["run"].astype(str).to_numpy()
+    onsets = stim["onset"].to_numpy(dtype=float)
+    keep = np.ones(len(stim), dtype=bool)
+    for run in dict.fromkeys(run_of.tolist()):
+        end = _run_span(rec, run)
+        rows = np.flatnonzero(run_of == run)
+        if end is None or rows.size == 0:
+            continue
+        on = onsets[rows]
+        outside = (on < 0) | (on > end)
+        n_out = int(outside.sum())
+        if n_out == 0:
+            continue
+        src = sources.get(run, f"the words of run {run}")
+        if n_out > max_outside * on.size and on.max() > end and np.all((on >= 0) & (on / 1000.0 <= end)):
+            raise InputError(f"{src}: onsets look like milliseconds (up to {on.max():g}, the run lasts {end:g} s); "
+                             "BIDS onsets are in seconds: divide the onset column by 1000")
+        if n_out > max_outside * on.size:
+            raise InputError(f"{src}: {n_out} of {on.size} word onsets fall outside the run (0 to {end:g} s; "
+                             f"onsets range {on.min():g} to {on.max():g} s): onsets are seconds from the run's first volume")
+        warnings.warn(f"{src}: dropped {n_out} of {on.size} words whose onsets fall outside the run (0 to {end:g} s)",
+                      DataQualityWarning, stacklevel=3)
+        keep[rows[outside]] = False
+    if keep.all():
+        return stim
+    out = stim[keep].reset_index(drop=True)
+    out.attrs.update(stim.attrs)
+    return out
 
 
 def load_bids(
@@ -206,6 +290,7 @@ def load_bids(
         labels = ["1" if bp.run is None else str(bp.run) for bp in found]
         events = [bp.copy().update(suffix="events", extension=".tsv", split=None).fpath for bp in found]
     stim = _run_words(labels, events, words, word_column, trial_type, sentence_column, tier)
+    stim = check_onsets(stim, rec, _word_sources(labels, events, words))
     stim.attrs["subject"] = sub
     stim.attrs["task"] = tsk
     rec.attrs.update(subject=sub, task=tsk, session=ses or "", datatype=datatype)

@@ -4,10 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from ..errors import ConfigError, MissingDataError
-from .config import PACKAGED_MODEL, _expand_tree, validate_config
+from .config import PACKAGED_MODEL, read_config_file, validate_config
 
 
 def model_label_for(model: str | None) -> str:
@@ -26,18 +24,38 @@ def detect_datatype(root: Path) -> str:
     raise MissingDataError(f"{root} has no sub-*/func, meg, eeg or ieeg folder: is it a BIDS dataset?")
 
 
+def _read_config(path: str) -> dict:
+    """The ``--config`` file as a mapping (read as :func:`~brainalign.pipeline.config.load_config` reads it)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"--config {path} does not exist")
+    data = read_config_file(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path} must be a mapping of sections (data, models, scoring...), "
+                          f"got a YAML {type(data).__name__}")
+    return data
+
+
+def _section(value, name: str, where: str | None) -> dict:
+    """A section the options below are merged into: a mapping, or absent."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"invalid configuration{' in ' + where if where else ''}: {name}: "
+                          f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
 def bids_config(args, check_data: bool = True):
     """Configuration of a BIDS App call (``--config`` file, then the options on top)."""
     root = Path(args.bids_dir).resolve()
     if check_data and not (root / "dataset_description.json").is_file():
         raise MissingDataError(f"{root} is not a BIDS dataset (no dataset_description.json)")
-    data: dict = {}
-    if args.config:
-        p = Path(args.config)
-        if not p.is_file():
-            raise ConfigError(f"--config {p} does not exist")
-        data = _expand_tree(yaml.safe_load(p.read_text())) or {}
-    src = dict((data.get("data") or {}).get("source") or {})
+    data = _read_config(args.config) if args.config else {}
+    where = args.config
+    data["data"] = _section(data.get("data"), "data", where)
+    src = dict(_section(data["data"].get("source"), "data.source", where))
     src.update(kind="bids", root=str(root))
     if args.task:
         src["task"] = args.task
@@ -49,15 +67,16 @@ def bids_config(args, check_data: bool = True):
             if not Path(val).is_file():
                 raise MissingDataError(f"--{opt} {val} does not exist")
             src[opt] = str(Path(val).resolve())
-    data.setdefault("data", {})["source"] = src
+    data["data"]["source"] = src
     if args.model or args.model_label or "models" not in data:
         model = args.model or PACKAGED_MODEL
-        data["models"] = [{**((data.get("models") or [{}])[0]), "label": args.model_label or model_label_for(model),
+        first = (data.get("models") or [{}])[0] if isinstance(data.get("models"), list) else {}
+        data["models"] = [{**_section(first, "models[0]", where), "label": args.model_label or model_label_for(model),
                            "path": model}]
     if args.methods:
-        data.setdefault("scoring", {})["methods"] = list(args.methods)
-    data.setdefault("outputs", {})["dir"] = str(Path(args.output_dir).resolve())
-    ex = data.setdefault("execution", {})
+        data["scoring"] = {**_section(data.get("scoring"), "scoring", where), "methods": list(args.methods)}
+    data["outputs"] = {**_section(data.get("outputs"), "outputs", where), "dir": str(Path(args.output_dir).resolve())}
+    ex = data["execution"] = dict(_section(data.get("execution"), "execution", where))
     if args.n_jobs:
         ex["n_jobs"] = args.n_jobs
     if args.scheduler:
