@@ -12,11 +12,15 @@
 ``Activations``
     :class:`xarray.DataArray` with dims ``("layer", "word", "feature")`` (built by
     :mod:`brainalign.encoders`).
+``PermutationResult``
+    What every permutation test returns (:func:`brainalign.encoding.permutation_test`,
+    :func:`brainalign.rsa.permutation_test`).
 
 Builders here validate on construction, so a malformed container never travels.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -228,3 +232,40 @@ def drop_invalid_targets(recording: xr.DataArray, what: str | None = None) -> xr
     out.attrs["n_dropped_targets"] = int(bad.sum())
     out.attrs["warnings"] = list(recording.attrs.get("warnings", [])) + [msg]  # reaches the sidecar once
     return out
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Result of a permutation test: one test per target (encoding) or per model (RSA).
+
+    Attributes
+    ----------
+    observed : ndarray, shape (n_tests,), or float
+        The statistic: encoding, Pearson r within each group averaged over groups;
+        RSA, the model's score averaged over participants. A float for one test
+        (1-D input to the encoding test, one model RDM to the RSA test).
+    p_value : ndarray, shape (n_tests,), or float
+        One-sided, ``(1 + #{null >= observed}) / (1 + n_permutations)``; NaN where
+        ``observed`` is not finite.
+    null_mean, null_std : ndarray, shape (n_tests,), or float
+        Moments of the null distribution.
+    n_permutations : int
+    method : str
+        How the null was drawn: ``"circular"`` or ``"block"`` (encoding: the
+        signal moved against the prediction within each group), ``"stimulus_labels"``
+        (RSA: the model's stimuli relabelled).
+    null : ndarray, shape (n_permutations, n_tests) or (n_permutations,), optional
+        The whole null where it is small (RSA); ``None`` for the encoding test,
+        whose targets can number in the hundreds of thousands.
+    permutations : ndarray of int, shape (n_permutations, n_stimuli), optional
+        RSA: the stimulus relabelling of each null sample (``model[perm][:, perm]``).
+    """
+
+    observed: Any
+    p_value: Any
+    null_mean: Any
+    null_std: Any
+    n_permutations: int
+    method: str
+    null: np.ndarray | None = None
+    permutations: np.ndarray | None = None

@@ -75,7 +75,7 @@ def test_circular_null_keeps_false_positives_at_level_under_autocorrelation():
     y = ar1(450, 400, 0.8, rng)
     pred = ar1(450, 400, 0.8, rng)  # independent of y, equally smooth
     res = permutation_test(y, pred, groups, n_permutations=300, random_state=0)
-    assert abs((res.p < 0.05).mean() - 0.05) < 0.03
+    assert abs((res.p_value < 0.05).mean() - 0.05) < 0.03
     # a naive i.i.d. shuffle would reject far too often on the same data
     naive = np.mean([(np.corrcoef(y[:, j], pred[:, j])[0, 1]) > 1.645 / np.sqrt(450) for j in range(400)])
     assert naive > 0.15
@@ -89,10 +89,10 @@ def test_signal_is_detected_and_results_are_seeded():
     for method in ("circular", "block"):
         a = permutation_test(y, pred, groups, n_permutations=200, method=method, random_state=1)
         b = permutation_test(y, pred, groups, n_permutations=200, method=method, random_state=1)
-        np.testing.assert_array_equal(a.p, b.p)
-        assert (a.p <= 1 / 201 + 1e-12).all()
+        np.testing.assert_array_equal(a.p_value, b.p_value)
+        assert (a.p_value <= 1 / 201 + 1e-12).all()
         r_expected = np.mean([pearson_r(y[groups == g], pred[groups == g]) for g in (0, 1)], axis=0)
-        np.testing.assert_allclose(a.r, r_expected, rtol=1e-10)
+        np.testing.assert_allclose(a.observed, r_expected, rtol=1e-10)
 
 
 def test_circular_null_equals_explicit_shifts():
@@ -102,7 +102,7 @@ def test_circular_null_equals_explicit_shifts():
     shifts = np.random.default_rng(7).integers(3, 30 - 3 + 1, size=50)
     null = np.array([pearson_r(np.roll(y, -k, axis=0), pred, warn=False) for k in shifts])
     np.testing.assert_allclose(res.null_mean, null.mean(0), rtol=1e-10)
-    np.testing.assert_allclose(res.p, (1 + (null >= res.r - 1e-12).sum(0)) / 51)
+    np.testing.assert_allclose(res.p_value, (1 + (null >= res.observed - 1e-12).sum(0)) / 51)
 
 
 def test_permutation_input_errors():
@@ -113,4 +113,26 @@ def test_permutation_input_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         res = permutation_test(np.ones((10, 1)), np.arange(10.0)[:, None], n_permutations=5)
-    assert np.isnan(res.p[0])
+    assert np.isnan(res.p_value[0])
+
+
+def test_one_permutation_result_type_for_encoding_and_rsa():
+    """Regression (issue 16): encoding and rsa each defined a PermutationResult, with different fields."""
+    from brainalign import rsa
+    from brainalign.data import PermutationResult
+
+    rng = np.random.default_rng(8)
+    y = rng.standard_normal((40, 3))
+    enc = permutation_test(y, y + rng.standard_normal((40, 3)), n_permutations=20, random_state=0)
+    pts = rng.standard_normal((8, 5))
+    brain = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    noise = rng.random((8, 8))
+    model = brain + 0.1 * (noise + noise.T) * (1 - np.eye(8))
+    res = rsa.permutation_test(brain, model, n_permutations=20, seed=0)
+    for r in (enc, res):
+        assert type(r) is PermutationResult
+        assert r.n_permutations == 20 and 0 < np.min(r.p_value) <= 1
+    assert enc.method == "circular" and enc.null is None
+    assert res.method == "stimulus_labels" and res.null.shape == (20,) and res.null_mean == res.null.mean()
+    flat = permutation_test(y[:, 0], y[:, 0] + rng.standard_normal(40), n_permutations=20)
+    assert isinstance(flat.observed, float) and isinstance(flat.p_value, float)

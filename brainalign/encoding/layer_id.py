@@ -17,13 +17,21 @@ any set of layers are sums of Gram matrices, so the 2 + ``n_layers`` models that
 variance partitioning needs cost a few small eigendecompositions per fold,
 shared by every target.
 
+Penalty scale: the kernels are the plain linear kernels ``X_l X_l^T`` and a model
+over several layers is their sum, i.e. ridge on the concatenated designs. So an
+alpha here is the same penalty as in :class:`~brainalign.encoding.RidgeCV` on
+the same design (``||X b - y||^2 + alpha ||b||^2``, on the un-normalised
+``X^T X + alpha I``), and the grid defaults to the one
+:data:`~brainalign.encoding.DEFAULT_ALPHAS`.
+
 Public names
 ------------
 - :func:`layer_kernels` (list of feature matrices -> stack of Gram matrices)
 - :func:`kernel_ridge_cv_predict` (nested-CV out-of-fold predictions of one kernel)
 - :func:`single_layer_scores` (per layer: cross-validated r and R² of the layer alone)
 - :func:`unique_variance_layers` (per layer: single, unique and joint scores)
-- :func:`identify_layer` (the chosen layer per target or per group of targets)
+- :func:`identify_layer_by_encoding` (the chosen layer per target or per group of
+  targets; the RSA counterpart is :func:`brainalign.rsa.identify_layer`)
 """
 from __future__ import annotations
 
@@ -33,8 +41,8 @@ import numpy as np
 
 from ..errors import InputError, ShapeMismatchError
 from .folds import make_folds
+from .ridge import DEFAULT_ALPHAS
 
-DEFAULT_ALPHAS = np.logspace(-3, 4, 15)
 METHODS = ("unique", "unique_adjacent", "unique_pairwise", "single")
 REFERENCES = ("others", "adjacent", "pairwise")
 
@@ -51,7 +59,7 @@ def group_folds(groups: Sequence, n_folds: int) -> list[np.ndarray]:
 
 
 def layer_kernels(features: Sequence[np.ndarray], dtype=np.float64) -> np.ndarray:
-    """Linear Gram matrix of each feature space, scaled by its width.
+    """Linear Gram matrix of each feature space (unscaled: the kernel of ridge on that design).
 
     Parameters
     ----------
@@ -63,7 +71,10 @@ def layer_kernels(features: Sequence[np.ndarray], dtype=np.float64) -> np.ndarra
     Returns
     -------
     ndarray, shape (n_layers, n_samples, n_samples)
-        ``K_l = X_l X_l^T / p_l``, so every layer enters a sum with equal weight.
+        ``K_l = X_l X_l^T``: kernel ridge on ``K_l`` at penalty ``alpha`` gives
+        the predictions of ridge on ``X_l`` at the same ``alpha`` (a sum of
+        kernels is ridge on the concatenated designs; layers of equal width
+        enter it with equal weight).
     """
     if len(features) == 0:
         raise InputError("layer_kernels needs at least one feature matrix")
@@ -75,7 +86,7 @@ def layer_kernels(features: Sequence[np.ndarray], dtype=np.float64) -> np.ndarra
             raise ShapeMismatchError(f"feature matrix {i} has shape {X.shape}; expected ({n}, p)")
         if not np.all(np.isfinite(X)):
             raise InputError(f"feature matrix {i} has NaN or infinite values")
-        out[i] = X @ X.T / X.shape[1]
+        out[i] = X @ X.T
     return out
 
 
@@ -118,7 +129,8 @@ def kernel_ridge_cv_predict(
     folds : sequence of int arrays
         Outer test folds (e.g. :func:`contiguous_folds`).
     alphas : ndarray, shape (n_alphas,)
-        Penalties, on the scale of ``K``.
+        Penalties, added to ``K`` as ``alpha I``: for ``K = X X^T`` the same
+        penalties as :class:`~brainalign.encoding.RidgeCV` on ``X``.
     inner_folds : int
         Contiguous inner folds within each outer training set; alpha is chosen per
         target by the summed inner squared error (ties go to the larger alpha).
@@ -224,6 +236,8 @@ def unique_variance_layers(
         the layer that best stands in for it. Two-layer models avoid the dilution
         of a joint model over all layers (one penalty for every layer), which makes
         its fit worse than the best single layer's.
+        A model over several layers is the sum of their kernels: ridge on the
+        concatenated designs with one penalty.
     criterion : {"r", "r2"}
         Score of a model: mean over outer folds of the per-fold Pearson r, or of
         the per-fold R². Differences of r are the robust choice at low SNR, where
@@ -244,7 +258,7 @@ def unique_variance_layers(
     n_l = kernels.shape[0]
 
     def score(idx) -> np.ndarray:  # (2, n_targets): r, R²
-        K = kernels[list(idx)].sum(axis=0) / len(idx)
+        K = kernels[list(idx)].sum(axis=0)  # ridge on the concatenated designs, same alpha scale
         pred, _ = kernel_ridge_cv_predict(K, Y, folds, alphas, inner_folds)
         return _fold_scores(pred, Y, folds)
 
@@ -276,7 +290,7 @@ def unique_variance_layers(
     return out
 
 
-def identify_layer(
+def identify_layer_by_encoding(
     kernels: np.ndarray,
     Y: np.ndarray,
     folds: Sequence[np.ndarray],

@@ -13,8 +13,18 @@ from ._checks import as_targets, check_fitted, finite_target_mask, validate_desi
 from ._splits import make_splits
 from .stats import pearson_r
 
-#: Default penalties: 13 values from 1e-2 to 1e10.
-DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 10, 13))
+#: The one default alpha grid of brainalign: 13 penalties, 1e-2 to 1e10, one per decade.
+#:
+#: Scale: alpha is the ridge penalty on the un-normalised design,
+#: ``||X b - y||^2 + alpha ||b||^2``, i.e. ``X^T X + alpha I`` (primal) or
+#: ``X X^T + alpha I`` (dual), with ``X`` as given (after centring when
+#: ``fit_intercept``). The same alpha is the same penalty in :class:`RidgeCV`,
+#: :func:`~brainalign.encoding.cross_validated_scores`,
+#: :class:`~brainalign.encoding.BandedRidgeCV` (the overall ``alpha``, before the
+#: space weights), :func:`~brainalign.encoding.variance_partitioning` and the
+#: kernel ridge of :mod:`brainalign.encoding.layer_id` (kernels ``X X^T``). With
+#: z-scored columns the useful range grows with the number of features.
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**k for k in range(-2, 11))
 
 
 class RidgeCV(RegressorMixin, BaseEstimator):

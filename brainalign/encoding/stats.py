@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..data import PermutationResult
 from ..errors import InputError, ShapeMismatchError
 
 
@@ -127,30 +127,6 @@ def fdr_bh(p: Any, axis: int = -1) -> np.ndarray:
     return np.moveaxis(out, -1, axis)
 
 
-@dataclass
-class PermutationResult:
-    """Result of :func:`permutation_test`.
-
-    Attributes
-    ----------
-    r : ndarray, shape (n_targets,)
-        Observed statistic: Pearson r within each group, averaged over groups.
-    p : ndarray, shape (n_targets,)
-        One-sided p-value ``(1 + #{null >= r}) / (1 + n_permutations)``.
-    null_mean, null_std : ndarray, shape (n_targets,)
-        Moments of the null distribution.
-    n_permutations : int
-    method : str
-    """
-
-    r: np.ndarray
-    p: np.ndarray
-    null_mean: np.ndarray
-    null_std: np.ndarray
-    n_permutations: int
-    method: str
-
-
 def _standardise(a: np.ndarray) -> np.ndarray:
     ac = a - a.mean(0)
     sd = np.sqrt((ac * ac).sum(0))
@@ -203,6 +179,8 @@ def permutation_test(
     Returns
     -------
     PermutationResult
+        ``observed`` is the r above, ``p_value`` its p-value, one per target
+        (floats for 1-D input); the null is kept as its mean and s.d.
     """
     if method not in ("circular", "block"):
         raise InputError(f"method {method!r} is not 'circular' or 'block'")
@@ -256,14 +234,10 @@ def permutation_test(
     p = (1.0 + count) / (1.0 + n_permutations)
     bad = ~np.isfinite(observed)
     p[bad] = np.nan
-    res = PermutationResult(
-        r=observed,
-        p=p,
-        null_mean=null.mean(0),
-        null_std=null.std(0),
-        n_permutations=int(n_permutations),
-        method=method,
-    )
+    moments = null.mean(0), null.std(0)
     if flat:
-        res.r, res.p = res.r[:1], res.p[:1]
-    return res
+        observed, p, moments = float(observed[0]), float(p[0]), (float(moments[0][0]), float(moments[1][0]))
+    return PermutationResult(
+        observed=observed, p_value=p, null_mean=moments[0], null_std=moments[1],
+        n_permutations=int(n_permutations), method=method,
+    )

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..data import PermutationResult
 from ..errors import InputError, ShapeMismatchError
 from . import _kernels as K
 from ._checks import as_rdm_stack, make_rng, triu_vectors
@@ -199,26 +200,6 @@ def bootstrap(
     )
 
 
-@dataclass(frozen=True)
-class PermutationResult:
-    """Permutation test of model scores against shuffled stimulus labels.
-
-    Attributes
-    ----------
-    observed : ndarray (n_models,) or float
-    null : ndarray (n_permutations, n_models) or (n_permutations,)
-    p_value : ndarray (n_models,) or float
-        One-sided, (1 + #{null >= observed}) / (1 + n_permutations).
-    permutations : ndarray (n_permutations, n_stimuli) of int
-        The stimulus relabelling of each null sample: model[perm][:, perm].
-    """
-
-    observed: Any
-    null: np.ndarray
-    p_value: Any
-    permutations: np.ndarray | None = None
-
-
 def permutation_test(
     data: Any,
     models: Any,
@@ -240,6 +221,13 @@ def permutation_test(
     data : array (n, n) or (n_participants, n, n)
     models : array (n, n) or (n_models, n, n)
     method, n_permutations, seed : see :func:`bootstrap`.
+
+    Returns
+    -------
+    PermutationResult
+        (:class:`brainalign.data.PermutationResult`, shared with the encoding
+        test) one test per model, with the whole ``null`` and the
+        ``permutations``; ``method`` is ``"stimulus_labels"``.
     """
     check_method(method)
     sd, sm, single_m = _stacks(data, models)
@@ -274,9 +262,16 @@ def permutation_test(
             g = U[:, pp[:, :, None], pp[:, None, :]]  # (M, b, n, n)
             null[s:s + step] = np.einsum("mbij,ij->bm", g, A)
     p = (1.0 + (null >= observed - 1e-12).sum(axis=0)) / (1.0 + null.shape[0])
+    mean, std = null.mean(axis=0), null.std(axis=0)
     if single_m:
-        return PermutationResult(float(observed[0]), null[:, 0], float(p[0]), perms)
-    return PermutationResult(observed, null, p, perms)
+        return PermutationResult(
+            observed=float(observed[0]), p_value=float(p[0]), null_mean=float(mean[0]), null_std=float(std[0]),
+            n_permutations=int(n_permutations), method="stimulus_labels", null=null[:, 0], permutations=perms,
+        )
+    return PermutationResult(
+        observed=observed, p_value=p, null_mean=mean, null_std=std, n_permutations=int(n_permutations),
+        method="stimulus_labels", null=null, permutations=perms,
+    )
 
 
 bootstrap_compare = bootstrap
