@@ -41,7 +41,7 @@ def participant_scores(root: Path, label: str, resolution: str, encoder) -> pd.D
 
     from ..encoding.layer_id import contiguous_folds, kernel_ridge_cv_predict, layer_kernels, _fold_scores
     from ..io.roi_table import load_alice
-    from ..pipeline.api import layer_design
+    from ..align import layer_design
 
     rec, stim, base = load_alice(root, label, resolution)
     Y = clean(rec.values.astype(np.float64), detrend=True, high_pass=1 / 128, t_r=2.0, standardize="zscore_sample")

@@ -63,7 +63,7 @@ def simulate_one(root: Path, snr: float, seed: int, encoder) -> tuple:
 
 
 def _designs(rec, stim, acts):
-    from ..pipeline.api import layer_design
+    from ..align import layer_design
 
     return [layer_design(np.asarray(acts.sel(layer=l).values, np.float64), stim, rec, "lanczos",
                          delays=(1, 2, 3, 4)) for l in LAYERS]
@@ -74,10 +74,10 @@ def identify_all(designs, Y, groups, runs) -> dict[str, np.ndarray]:
     from .. import rsa
     from ..encoding import DEFAULT_ALPHAS, cross_validated_scores
     from ..encoding.layer_id import layer_kernels, unique_variance_layers
-    from ..pipeline.api import make_outer_cv
+    from ..encoding import make_folds
 
     regions = list(dict.fromkeys(groups.tolist()))
-    folds = make_outer_cv("contiguous", Y.shape[0], runs, 5)
+    folds = make_folds("contiguous", Y.shape[0], runs, 5)
     alphas = np.asarray(DEFAULT_ALPHAS)  # one grid, one scale, for the primal and the kernel methods
 
     def by_region(scores):  # (n_layers, n_targets) -> (n_regions,) argmax
