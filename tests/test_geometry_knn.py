@@ -68,14 +68,32 @@ def pair():
     return a, b
 
 
+@pytest.mark.parametrize("certified", [True, False])
 @pytest.mark.parametrize("block", [None, 7, 64, 300])
 @pytest.mark.parametrize("k", [1, 5, 20])
-def test_knn_indices_equal_full_argsort(pair, block, k):
+def test_knn_indices_equal_full_argsort(pair, block, k, certified):
     a = pair[0] / np.linalg.norm(pair[0], axis=1, keepdims=True)
-    ours = np.sort(knn_indices(a, k, block=block), axis=1)
+    ours = np.sort(knn_indices(a, k, block=block, certified=certified), axis=1)
     np.testing.assert_array_equal(ours, np.sort(knn_reference(a, k), axis=1))
-    with_self = np.sort(knn_indices(a, k, exclude_self=False, block=block), axis=1)
+    with_self = np.sort(knn_indices(a, k, exclude_self=False, block=block, certified=certified), axis=1)
     np.testing.assert_array_equal(with_self, np.sort(knn_reference(a, k, exclude_self=False), axis=1))
+
+
+@pytest.mark.parametrize("size,k", [(12, 10), (12, 15), (40, 10)])
+def test_certified_search_on_near_ties_float32_cannot_resolve(size, k):
+    """Clusters of near-copies: similarities differ by ~1e-10, below float32's resolution.
+
+    (12, 10): the boundary falls inside a cluster, ranked by exact values; (12, 15):
+    between clusters; (40, 10): more near-ties than candidates, the float64 fallback.
+    """
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(30, 64))
+    x = np.repeat(centres, size, axis=0) + 1e-5 * rng.normal(size=(30 * size, 64))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ref = np.sort(knn_reference(x, k), axis=1)
+    ours, vals = knn_indices(x, k, return_values=True)
+    np.testing.assert_array_equal(np.sort(ours, axis=1), ref)
+    np.testing.assert_allclose(vals, np.einsum("ij,ikj->ik", x, x[ours]), rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("k", [1, 3, 10, 40])

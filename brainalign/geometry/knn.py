@@ -7,7 +7,10 @@ largest inner products (cosine similarity), each item itself excluded.
 Neighbours come from :func:`knn_indices`, which never builds or sorts the full
 (n, n) similarity matrix: it walks the upper triangle of the similarity GEMM in
 square blocks (half the flops of the full product, memory bounded by one block)
-and keeps a running top-k per row with :func:`numpy.argpartition`.
+and keeps a running top-k per row with :func:`numpy.argpartition`. The blocks are
+float32; the candidates they give are recomputed in float64 and certified against
+a rounding-error bound, rows without the margin are redone in float64, so the
+answer is the float64 one.
 """
 from __future__ import annotations
 
@@ -46,8 +49,114 @@ def _merge(vals, idx, rows, new_v, new_i, k):
     idx[rows] = np.take_along_axis(i, pos, axis=1)
 
 
+def _update(vals, idx, rows: slice, s: np.ndarray, offset: int, k: int) -> None:
+    """Merge block ``s`` (rows x cols) into the running top-k of ``rows``.
+
+    Rows that already hold k values only look at entries above their current k-th
+    value (a comparison, not a partition); others partition the block.
+    """
+    tau = vals[rows].min(axis=1)
+    if not np.isfinite(tau).all():
+        v, p = _top_rows(s, k)
+        _merge(vals, idx, rows, v, p + offset, k)
+        return
+    r, c = np.nonzero(s > tau[:, None])
+    if r.size == 0:
+        return
+    nr = s.shape[0]
+    all_r = np.concatenate([np.repeat(np.arange(nr), k), r])
+    all_v = np.concatenate([vals[rows].ravel(), s[r, c]])
+    all_i = np.concatenate([idx[rows].ravel(), c + offset])
+    order = np.lexsort((-all_v, all_r))  # by row, then value descending
+    rank = np.arange(order.size) - np.searchsorted(all_r[order], all_r[order])
+    keep = order[rank < k]
+    vals[rows] = all_v[keep].reshape(nr, k)
+    idx[rows] = all_i[keep].reshape(nr, k)
+
+
+def _blocked_topk(x: np.ndarray, k: int, exclude_self: bool, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Running top-k of the upper-triangle similarity blocks (x's dtype throughout)."""
+    n = x.shape[0]
+    starts = list(range(0, n, b))
+    vals = np.full((n, k), -np.inf, dtype=x.dtype)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    for bi, s0 in enumerate(starts):
+        r = slice(s0, min(s0 + b, n))
+        xr = x[r]
+        for s1 in starts[bi:]:
+            c = slice(s1, min(s1 + b, n))
+            s = xr @ x[c].T
+            if s1 == s0 and exclude_self:
+                np.fill_diagonal(s, -np.inf)
+            _update(vals, idx, r, s, s1, k)
+            if s1 != s0:
+                _update(vals, idx, c, np.ascontiguousarray(s.T), s0, k)
+    return vals, idx
+
+
+def _exact_pairs(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """float64 inner products x_rows[t] . x_cols[t], in chunks of bounded memory."""
+    out = np.empty(rows.size)
+    step = max(1, (1 << 24) // x.shape[1])
+    for s in range(0, rows.size, step):
+        out[s:s + step] = np.einsum("ij,ij->i", x[rows[s:s + step]], x[cols[s:s + step]])
+    return out
+
+
+def _exact_rows(x: np.ndarray, rows: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
+    """Top-k columns of full float64 similarity rows (the fallback of the certified search)."""
+    idx = []
+    step = max(1, (1 << 22) // x.shape[0])
+    for s in range(0, rows.size, step):
+        r = rows[s:s + step]
+        sim = x[r] @ x.T
+        if exclude_self:
+            sim[np.arange(r.size), r] = -np.inf
+        idx.append(_top_rows(sim, k)[1])
+    return np.concatenate(idx)
+
+
+def _certified(x: np.ndarray, k: int, exclude_self: bool, b: int) -> np.ndarray:
+    """Exact top-k columns from a float32 candidate search with a rounding-error certificate.
+
+    float32 blocks give m > k candidates per row with values f, sorted. A float32
+    dot product of length p is within eps_i = gamma_(p+2) |x_i| max_j |x_j| of the
+    exact one (casts included); non-candidates have f <= f_(m). With the band
+    [f_(k) - 2 eps, f_(k+1) + 2 eps] around the boundary: candidates above it are
+    certainly in the top k, those below (and all non-candidates, when
+    f_(k) - f_(m) > 2 eps) certainly out; the few inside are ranked by their exact
+    float64 values. Rows where the band reaches the last candidate are recomputed
+    from full float64 rows.
+    """
+    n, p = x.shape
+    m = min(2 * k + 8, n - 1 if exclude_self else n)
+    norms = np.linalg.norm(x, axis=1)
+    u = float(np.finfo(np.float32).eps) / 2
+    eps = (1.01 * (p + 2) * u / (1 - (p + 2) * u) * norms * norms.max())[:, None]
+    f32, cand = _blocked_topk(x.astype(np.float32), m, exclude_self, b)
+    order = np.argsort(-f32, axis=1, kind="stable")
+    f = np.take_along_axis(f32, order, axis=1).astype(np.float64)
+    cand = np.take_along_axis(cand, order, axis=1)
+    sure_in = f - eps > f[:, k:k + 1] + eps
+    band = ~sure_in & (f + eps >= f[:, k - 1:k] - eps)
+    need = k - sure_in.sum(axis=1)
+    r, c = np.nonzero(band)
+    exact = _exact_pairs(x, r, cand[r, c])
+    pick = np.lexsort((-exact, r))
+    r, c = r[pick], c[pick]
+    rank = np.arange(r.size) - np.searchsorted(r, r)
+    chosen = np.zeros_like(sure_in)
+    chosen[r[rank < need[r]], c[rank < need[r]]] = True
+    idx = cand[sure_in | chosen].reshape(n, k)
+    full = m == (n - 1 if exclude_self else n)
+    bad = np.flatnonzero(band[:, -1]) if not full else np.empty(0, dtype=int)
+    if bad.size:
+        idx[bad] = _exact_rows(x, bad, k, exclude_self)
+    return idx
+
+
 def knn_indices(x: Any, k: int, *, exclude_self: bool = True, block: int | None = None,
-                return_values: bool = False):
+                return_values: bool = False, certified: bool = True):
     """Indices of each row's k largest inner products with the other rows.
 
     Parameters
@@ -61,36 +170,33 @@ def knn_indices(x: Any, k: int, *, exclude_self: bool = True, block: int | None 
     block : int, optional
         Rows per block (default: blocks of at most 32 MiB).
     return_values : bool
-        Also return the inner products of the neighbours.
+        Also return the (float64) inner products of the neighbours.
+    certified : bool
+        True (default): candidates from float32 blocks, settled by a rounding-error
+        bound, the uncertain ones ranked by exact float64 values (rows without the
+        margin redone in float64). False: float64 blocks throughout. Both give the
+        float64 answer.
 
     Returns
     -------
     idx : ndarray of int64, shape (n, k)
         Neighbours of each row, in no particular order. Among exactly tied
-        similarities the choice is arbitrary.
+        similarities (to about 1e-13) the choice is arbitrary.
     values : ndarray, shape (n, k)
         Only with ``return_values``.
     """
     x = np.asarray(x, dtype=np.float64)
-    n = x.shape[0]
+    n, p = x.shape
     k = check_k(k, n + (0 if exclude_self else 1))
     b = int(block) if block else max(1, min(n, int(np.sqrt(BLOCK_BYTES / 8))))
-    starts = list(range(0, n, b))
-    vals = np.full((n, k), -np.inf)
-    idx = np.full((n, k), -1, dtype=np.int64)
-    for bi, s0 in enumerate(starts):
-        r = slice(s0, min(s0 + b, n))
-        xr = x[r]
-        for s1 in starts[bi:]:
-            c = slice(s1, min(s1 + b, n))
-            s = xr @ x[c].T
-            if s1 == s0 and exclude_self:
-                np.fill_diagonal(s, -np.inf)
-            v, p = _top_rows(s, k)
-            _merge(vals, idx, r, v, p + s1, k)
-            if s1 != s0:
-                v, p = _top_rows(s.T, k)
-                _merge(vals, idx, c, v, p + s0, k)
+    small = n <= 2 * k + 8 or (p + 2) * np.finfo(np.float32).eps > 0.1
+    if certified and not small and np.abs(x).max() < 1e18:
+        idx = _certified(x, k, exclude_self, b)
+        if not return_values:
+            return idx
+        rows = np.repeat(np.arange(n), k)
+        return idx, _exact_pairs(x, rows, idx.ravel()).reshape(n, k)
+    vals, idx = _blocked_topk(x, k, exclude_self, b)
     return (idx, vals) if return_values else idx
 
 
