@@ -211,21 +211,25 @@ def _finish(summary, what: str) -> int:
 
 def _bids_app(args) -> int:
     _quiet_libraries()
-    from .pipeline import plan
     from .pipeline.bids_app import bids_config
-    from .pipeline.group import run_group
-    from .pipeline.paths import check_output_dir
-    from .pipeline.report import group_report
+    from .pipeline.paths import check_output_dir, check_study_paths
 
+    # the configuration and the folders are checked before the heavy imports: a refusal takes a second
     if args.analysis_level == "group":
         cfg = bids_config(args, check_data=False)
         check_output_dir(args.output_dir, [args.bids_dir])
+        from .pipeline.group import run_group
+        from .pipeline.report import group_report
+
         res = run_group(args.output_dir, cfg)
         print(f"group: {len(res.tables)} table(s) -> {Path(args.output_dir).resolve() / 'group'}")
         if cfg.outputs.report:
             print(f"report: {group_report(args.output_dir)}")
         return EXIT_OK
     cfg = bids_config(args)
+    check_study_paths(cfg, args.output_dir)
+    from .pipeline import plan
+
     summary = plan.run_study(cfg, out_dir=args.output_dir, participants=args.participant_label,
                              n_jobs=args.n_jobs, scheduler=args.scheduler, progress=not args.quiet, debug=args.debug)
     return _finish(summary, "participant level")

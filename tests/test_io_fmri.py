@@ -313,3 +313,44 @@ def test_sessions_are_resolved_or_asked_for(tmp_path):
         load_bids(root, "01", "listen", session="c", mask=small_mask())
     rec, stim = load_bids(root, "01", "listen", session="ses-b", mask=small_mask(), clean=False)
     assert rec.attrs["session"] == "b" and "ses-b" in rec.attrs["sources"][0] and len(stim) == 60
+
+
+def _shift_onsets(ev: Path, fn) -> None:
+    t = pd.read_csv(ev, sep="\t")
+    t["onset"] = fn(t["onset"].to_numpy(dtype=float), t)
+    t.to_csv(ev, sep="\t", index=False, na_rep="n/a")
+
+
+@pytest.mark.parametrize("how, message", [
+    ("negative", r"run-1_events.tsv: \d+ of 120 word onsets fall outside the run \(0 to 80 s"),
+    ("past_end", r"run-1_events.tsv: \d+ of 120 word onsets fall outside the run \(0 to 80 s"),
+    ("milliseconds", r"run-1_events.tsv: onsets look like milliseconds.*divide the onset column by 1000"),
+])
+def test_onsets_outside_the_run_are_refused_naming_the_file(dataset, how, message):
+    ev = dataset / "sub-01" / "func" / "sub-01_task-listen_run-1_events.tsv"
+    shift = {"negative": lambda o, t: o - 60.0, "past_end": lambda o, t: o + 60.0, "milliseconds": lambda o, t: o * 1000}
+    _shift_onsets(ev, shift[how])
+    with pytest.raises(InputError, match=message):
+        load_bids(dataset, "01", "listen", runs=[1], clean=False, mask=small_mask())
+
+
+def test_a_few_onsets_outside_the_run_are_dropped_with_a_counted_warning(dataset):
+    ev = dataset / "sub-01" / "func" / "sub-01_task-listen_run-2_events.tsv"
+    _, before = load_bids(dataset, "01", "listen", clean=False, mask=small_mask())
+
+    def push_two_out(o, t):
+        o = o.copy()
+        words = np.flatnonzero(t["word"].notna().to_numpy())
+        o[words[0]], o[words[-1]] = -1.5, 30 * TR + 0.5  # run 2 has 30 volumes: 0 to 60 s
+        return o
+
+    _shift_onsets(ev, push_two_out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, stim = load_bids(dataset, "01", "listen", clean=False, mask=small_mask())
+    msgs = [str(w.message) for w in caught if issubclass(w.category, DataQualityWarning)]
+    assert len(msgs) == 1 and "run-2_events.tsv: dropped 2 of 90 words" in msgs[0] and "0 to 60 s" in msgs[0], msgs
+    assert len(stim) == len(before) - 2
+    run2 = stim[stim["run"] == "2"]["onset"]
+    assert run2.min() >= 0 and run2.max() <= 60
+    assert stim[stim["run"] == "1"].reset_index(drop=True).equals(before[before["run"] == "1"].reset_index(drop=True))

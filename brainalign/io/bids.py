@@ -149,7 +149,7 @@ def check_onsets(stim: pd.DataFrame, rec, sources: Mapping[str, str], max_outsid
         if n_out == 0:
             continue
         src = sources.get(run, f"the words of run {run}")
-        if n_out > max_outside * on.size and on.max() > end and np.all((on >= 0) & (on / 1000.0 <= end)):
+        if n_out > max_outside * on.size and on.max() > 20 * end and np.all((on >= 0) & (on / 1000.0 <= end)):
             raise InputError(f"{src}: onsets look like milliseconds (up to {on.max():g}, the run lasts {end:g} s); "
                              "BIDS onsets are in seconds: divide the onset column by 1000")
         if n_out > max_outside * on.size:

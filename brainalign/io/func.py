@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data import invalid_targets, make_recording
-from ..errors import DataQualityWarning, InputError, ShapeMismatchError, ConstantSignalError
+from ..errors import ConstantSignalError, CorruptFileError, DataQualityWarning, InputError, ShapeMismatchError
 from .fmri import (
     DEFAULT_CLEAN,
     FuncRun,
@@ -99,6 +99,10 @@ def load_func(
         _settle_filter(opts)
     imgs = [load_header(r.bold) for r in found]
     nvols = [n_volumes(i) for i in imgs]
+    for r, img, n in zip(found, imgs, nvols):
+        if len(img.shape) != 4 or n < 2:
+            raise CorruptFileError(f"{r.bold} holds {n} volume (shape {tuple(img.shape)}): a BOLD run is a 4-D "
+                                   "time series of several volumes")
     ref = imgs[0]
     for r, img in zip(found, imgs):
         if img.shape[:3] != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-4):

@@ -1,10 +1,11 @@
-"""Output and cache folders checked before any work: never write into an input, never fail late.
+"""Output, cache and model folders checked before any work: never write into an input, never fail late.
 
 :func:`check_output_dir` refuses an output folder that is a file, that cannot be
 written, or that is (or lies inside) a raw input dataset other than under its
 ``derivatives/`` folder. :func:`check_cache_dir` refuses an activation cache
-folder that is a file or cannot be written. Both only look and probe (a temporary
-file, removed at once): nothing is created that the run would not create anyway.
+folder that is a file or cannot be written; :func:`check_model_folders` a local
+model folder that does not exist. They only look and probe (a temporary file,
+removed at once): nothing is created that the run would not create anyway.
 """
 from __future__ import annotations
 
@@ -112,10 +113,23 @@ def check_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
     return check_writable_dir(path, what, "set execution.cache_dir (or BRAINALIGN_CACHE) to a writable folder")
 
 
+def check_model_folders(models) -> None:
+    """Refuse a model given as a local folder (an absolute or ``./`` path) that does not exist.
+
+    Hub ids (``owner/name``) are left to the encoder, which knows the hub and its cache.
+    """
+    for i, m in enumerate(models):
+        path = str(m.path)
+        if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().is_dir():
+            raise InputError(f"models[{i}] ({m.label}).path: model folder {path} does not exist: "
+                             "give an existing folder or a Hugging Face id")
+
+
 def check_study_paths(cfg, out: str | os.PathLike) -> Path:
-    """The output and cache checks of a study (``cfg``: a PipelineConfig); returns the output folder."""
+    """The output, cache and model-folder checks of a study (``cfg``: a PipelineConfig); returns the output folder."""
     src = cfg.data.source
     raw = [getattr(src, "root", None)] if getattr(src, "kind", "") in ("bids", "roi_table") else []
     path = check_output_dir(out, [r for r in raw if r])
     check_cache_dir(cfg.execution.cache_dir)
+    check_model_folders(cfg.models)
     return path
