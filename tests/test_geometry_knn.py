@@ -151,3 +151,16 @@ def test_bad_inputs(pair):
         cknna(a, b, 1)
     with pytest.raises(ShapeMismatchError, match="shape"):
         mutual_knn(a[0], b, 5)
+
+
+def test_geometry_imports_no_other_area():
+    """Kernels only: geometry pulls in neither io, pipeline, encoding nor rsa."""
+    import subprocess
+    import sys
+
+    code = ("import sys, brainalign.geometry; "
+            "bad = [m for m in sys.modules if m.split('.')[:2] in "
+            "(['brainalign', 'io'], ['brainalign', 'pipeline'], ['brainalign', 'encoding'], ['brainalign', 'rsa'])]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
