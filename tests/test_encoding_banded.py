@@ -121,3 +121,57 @@ def test_wide_models_are_fitted_on_an_equivalent_design():
     b = cross_validated_scores(Z, Y, alphas=ALPHAS, dtype="float64")
     np.testing.assert_allclose(a.predictions, b.predictions, rtol=1e-7, atol=1e-9)
     np.testing.assert_array_equal(a.alpha_folds, b.alpha_folds)
+
+
+def _baseline_and_layer(n=120, q=(4, 3), p=300, T=9, seed=4):
+    """Small bands (a baseline) next to one wide band (a layer), as in the pipeline's two-band fits."""
+    rng = np.random.default_rng(seed)
+    small = [rng.standard_normal((n, k)) for k in q]
+    X = rng.standard_normal((n, p)) + 0.5
+    mix = np.linspace(0, 1, T)  # from baseline-driven to layer-driven targets
+    Y = sum(S @ rng.standard_normal((S.shape[1], T)) for S in small) * (1 - mix)
+    Y = Y + 0.5 * X[:, :15] @ rng.standard_normal((15, T)) * mix + 2.0 * rng.standard_normal((n, T)) + 2.0
+    return small, X, Y
+
+
+def test_the_low_rank_path_is_taken_only_where_it_applies():
+    from brainalign.encoding._banded_kernel import lowrank_main_band
+    from brainalign.encoding._splits import make_splits
+
+    splits = make_splits(5, 120)
+    assert lowrank_main_band([4, 3, 300], splits, 120) == 2
+    assert lowrank_main_band([300, 8], splits, 120) == 0
+    assert lowrank_main_band([12, 20], splits, 120) is None  # narrow: the generic path is primal
+    assert lowrank_main_band([60, 300], splits, 120) is None  # the small band is not small
+    assert lowrank_main_band([300], splits, 120) is None
+
+
+@pytest.mark.parametrize("criterion", ["mse", "r"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_low_rank_path_equals_the_generic_dual_path(criterion, fit_intercept):
+    small, X, Y = _baseline_and_layer()
+    # a zero weight and a weighting that all but switches the layer off are included
+    weights = np.array([[0.4, 0.3, 0.3], [0.9, 0.0, 0.1], [0.01, 0.01, 0.98], [0.4995, 0.4995, 0.001]])
+    kw = dict(alphas=np.logspace(-2, 6, 9), n_iter=weights, dtype="float64", alpha_criterion=criterion,
+              fit_intercept=fit_intercept)
+    generic = BandedRidgeCV(solver="dual", **kw).fit([*small, X], Y)  # "dual" forces one ridge per weighting
+    fast = BandedRidgeCV(**kw).fit([*small, X], Y)
+    np.testing.assert_array_equal(fast.alpha_, generic.alpha_)
+    np.testing.assert_array_equal(fast.space_weights_, generic.space_weights_)
+    np.testing.assert_allclose(fast.cv_scores_, generic.cv_scores_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fast.best_score_, generic.best_score_, rtol=1e-8, atol=1e-10)
+    scale = np.abs(generic.coef_).max()
+    np.testing.assert_allclose(fast.coef_, generic.coef_, rtol=0, atol=1e-8 * scale)
+    np.testing.assert_allclose(fast.intercept_, generic.intercept_, rtol=0, atol=1e-8 * np.abs(Y).max())
+    assert np.unique(fast.space_weights_, axis=1).shape[1] > 1  # the search is not degenerate
+
+
+def test_low_rank_path_in_float32_matches_float64():
+    small, X, Y = _baseline_and_layer(seed=5)
+    weights = np.array([[0.25, 0.25, 0.5], [0.45, 0.45, 0.1], [0.495, 0.495, 0.01]])
+    ref = BandedRidgeCV(n_iter=weights, solver="dual", dtype="float64").fit([*small, X], Y)
+    f32 = BandedRidgeCV(n_iter=weights, dtype="float32").fit([*small, X], Y)
+    assert f32.coef_.dtype == np.float32
+    same = (f32.alpha_ == ref.alpha_) & np.all(f32.space_weights_ == ref.space_weights_, axis=0)
+    assert same.mean() >= 0.85
+    np.testing.assert_allclose(f32.predict([*small, X])[:, same], ref.predict([*small, X])[:, same], rtol=1e-4, atol=1e-4)

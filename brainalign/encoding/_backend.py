@@ -7,10 +7,13 @@ operations whose numpy and torch spellings differ. Everything else
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.linalg  # noqa: F401 - scipy's own BLAS is loaded before thread limits scan the libraries
+from threadpoolctl import ThreadpoolController
 
 from ..errors import InputError
 
@@ -245,6 +248,25 @@ def available_memory(backend: Backend) -> int:
 SMALL_WORK_FLOPS = 2e10
 
 
+_CONTROLLER: list = []  # [(number of imported modules, ThreadpoolController)]
+
+
+def _blas_controller() -> Any:
+    """A ``threadpoolctl.ThreadpoolController``, built once and reused.
+
+    Building one scans every loaded shared library (about 4 ms, which the
+    thousands of small solves of a two-band study paid at every
+    ``threadpool_limits``); limiting through a built one takes microseconds.
+    It is rebuilt when modules were imported since (a new import is how a new
+    BLAS gets loaded); scipy.linalg and torch, which bring their own, are
+    imported first.
+    """
+    _torch()
+    if not _CONTROLLER or _CONTROLLER[0][0] != len(sys.modules):
+        _CONTROLLER[:] = [(len(sys.modules), ThreadpoolController())]
+    return _CONTROLLER[0][1]
+
+
 class thread_limit:
     """Context manager: run torch and the BLAS libraries with ``n`` threads (None: unchanged).
 
@@ -267,9 +289,7 @@ class thread_limit:
         torch = _torch()
         if torch is not None:
             self._old = torch.get_num_threads()
-        from threadpoolctl import threadpool_limits
-
-        self._ctl = threadpool_limits(limits=self.n, user_api="blas")
+        self._ctl = _blas_controller().limit(limits=self.n, user_api="blas")
         if torch is not None:
             torch.set_num_threads(self.n)
         return self
@@ -297,6 +317,17 @@ def pin_thread_to_one() -> None:
     torch = _torch()
     if torch is not None:
         torch.set_num_threads(1)
+
+
+def serial_eigh(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.linalg.eigh`` of a numpy matrix, on one thread up to :data:`EIGH_SERIAL_MAX` rows.
+
+    The same policy as :meth:`Backend.eigh`, for kernels that work on numpy
+    arrays directly (measured in an Alice run on the loaded 2-core machine:
+    a 290 x 290 float64 eigh took 137-245 ms on two threads, 12-30 ms on one).
+    """
+    with thread_limit(None, 1 if G.shape[-1] <= EIGH_SERIAL_MAX else None):
+        return np.linalg.eigh(G)
 
 
 def threads_for(flops: float) -> int | None:

@@ -7,7 +7,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from ..errors import InputError, ShapeMismatchError
-from . import _solver
+from . import _alphas, _solver
+from ._banded_kernel import fit_lowrank, lowrank_main_band
 from ._backend import resolve_backend, thread_limit, threads_for
 from ._checks import as_spaces, as_targets, check_fitted, finite_target_mask
 from ._splits import make_splits
@@ -151,6 +152,27 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
 
     def _fit(self, Xs, sizes, Y, flat, keep, B, alphas, splits, gammas) -> None:
         Yfit = Y if keep is None else Y[:, keep]
+        eps = float(np.finfo(B.np_dtype).eps)
+        main = None
+        if self.solver == "auto" and (B.name == "numpy" or B.device == "cpu"):
+            main = lowrank_main_band(sizes, splits, Xs[0].shape[0])
+        if main is not None:  # one eigendecomposition per fold for all weightings
+            _alphas.sorted_alphas(alphas)
+            if self.alpha_criterion not in _solver.CRITERIA:
+                raise InputError(f"alpha_criterion {self.alpha_criterion!r} is not one of {_solver.CRITERIA}")
+            res = fit_lowrank(
+                Xs, main, Yfit, splits, alphas, gammas, criterion=self.alpha_criterion,
+                fit_intercept=self.fit_intercept, tie_rtol=8 * eps, eps=eps,
+            )
+            best, best_g, best_a, cv_scores = res.best, res.best_g, res.best_a, res.cv_scores
+            coef, intercept = res.coef.astype(B.np_dtype), res.intercept.astype(B.np_dtype)
+        else:
+            best, best_g, best_a, cv_scores, coef, intercept = self._fit_generic(Xs, sizes, Yfit, B, alphas, splits, gammas)
+        p = int(sizes.sum())
+        self._store(Y, flat, keep, B, alphas, gammas, sizes, best, best_g, best_a, cv_scores, coef, intercept, p)
+
+    def _fit_generic(self, Xs, sizes, Yfit, B, alphas, splits, gammas) -> tuple:
+        """Every weighting solved as its own ridge (:func:`_solver.ridge_cv`), then the refit."""
         X_all = np.hstack([X.astype(B.np_dtype, copy=False) for X in Xs])
         block = np.repeat(np.arange(len(Xs)), sizes)
         T = Yfit.shape[1]
@@ -186,7 +208,10 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             )
             coef[:, cols] = c * scale[:, None]
             intercept[cols] = b
-        n_sp = len(Xs)
+        return best, best_g, best_a, cv_scores, coef, intercept
+
+    def _store(self, Y, flat, keep, B, alphas, gammas, sizes, best, best_g, best_a, cv_scores, coef, intercept, p):
+        n_sp = len(sizes)
         g_sel = gammas[best_g].T  # (n_spaces, T)
         a_sel = alphas[best_a]
         Tall = Y.shape[1]
