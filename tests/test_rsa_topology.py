@@ -378,6 +378,8 @@ def test_select_gt_geodesic_and_readouts():
         select_gt(rdms[:1])
     with pytest.raises(InputError, match="step"):
         select_gt(rdms, step=0.0)
+    with pytest.raises(InputError, match="method"):
+        select_gt(rdms, transform="geodesic", method="p_shortest")
 
 
 def test_pipeline_call_form_stays_finite(rdm_stack):

@@ -121,6 +121,9 @@ def select_gt(rdms: Any, *, step: float = 0.05, lowers: Any = None, uppers: Any 
     """
     if transform not in ("gt", "geodesic"):
         raise InputError(f"transform={transform!r} is unknown; choose 'gt' or 'geodesic'")
+    if {"method", "lower", "upper"} & set(geodesic_options):
+        raise InputError("select_gt scores twostep geodesics over its own (lower, upper) grid; "
+                         "drop method, lower and upper from the geodesic options")
     arr = np.asarray(rdms, dtype=np.float64)
     if arr.ndim == 4:
         arr = arr[:, :, None]
