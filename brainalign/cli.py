@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 
 from . import errors
-from .errors import BrainAlignError, MissingDataError
+from .errors import BrainAlignError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 SUBCOMMANDS = ("run", "demo", "simulate", "cache", "report")
@@ -281,10 +281,6 @@ def _dispatch(args) -> int:
     if args.command == "report":
         from .pipeline.report import write_all_reports
 
-        out = Path(args.output_dir)
-        if not out.is_dir():
-            raise MissingDataError(f"OUTPUT_DIR {out} is not a folder: give the output folder of a "
-                                   "participant-level run")
         for p in write_all_reports(args.output_dir):
             print(f"report: {p}")
         return EXIT_OK

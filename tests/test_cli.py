@@ -72,7 +72,9 @@ def _roi_result(subject, seed):
 def test_report_and_group_from_written_results(tmp_path, capsys):
     for i, s in enumerate(["s1", "s2", "s3"]):
         outputs.write_participant(_roi_result(s, i), tmp_path, config_hash="h")
-    (tmp_path / "group").mkdir()
+    from brainalign.pipeline.group import run_group
+
+    run_group(tmp_path)  # the group tables; `report` only re-renders HTML from what is on disk
     assert main(["report", str(tmp_path)]) == EXIT_OK
     out = capsys.readouterr().out
     assert "sub-s1.html" in out and "group.html" in out
@@ -83,3 +85,30 @@ def test_report_and_group_from_written_results(tmp_path, capsys):
     t = pd.read_csv(tmp_path / "group" / "task-listening_desc-MiniLM_scores.tsv", sep="\t")
     assert {"mean_r", "ci_low", "ci_high", "p_fdr", "mean_delta_r", "p_fdr_delta_r"} <= set(t.metric)
     assert set(t.model) == {"MiniLM", "baseline"}
+
+
+def test_output_and_cache_folder_checks(tmp_path):
+    """Outputs may go beside a dataset or under its derivatives/, never into it; checks create nothing."""
+    from brainalign.errors import InputError
+    from brainalign.pipeline.paths import check_cache_dir, check_output_dir
+
+    ds = tmp_path / "ds"
+    (ds / "sub-01").mkdir(parents=True)
+    ok = [ds / "derivatives" / "brainalign", tmp_path / "out", tmp_path / "ds-derivatives"]
+    for out in ok:
+        assert check_output_dir(out, [ds]) == out.resolve()
+    for bad, why in [(ds, "is the input dataset"), (ds / "sub-01" / "x", "inside the input dataset"),
+                     (ds / "derivatives-not" / "x", "inside the input dataset")]:
+        with pytest.raises(InputError, match=why):
+            check_output_dir(bad, [ds])
+    assert check_cache_dir(tmp_path / "cache" / "deep") == (tmp_path / "cache" / "deep").resolve()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="afile is a file"):
+        check_cache_dir(tmp_path / "afile" / "cache")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["afile", "ds", "sub-01"]  # nothing created
+
+
+def test_usage_errors_are_one_line(capsys):
+    assert main(["run", "--output"]) == EXIT_REFUSED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--output" in err[0] and "brainalign run --help" in err[0]
