@@ -175,3 +175,16 @@ def test_low_rank_path_in_float32_matches_float64():
     same = (f32.alpha_ == ref.alpha_) & np.all(f32.space_weights_ == ref.space_weights_, axis=0)
     assert same.mean() >= 0.85
     np.testing.assert_allclose(f32.predict([*small, X])[:, same], ref.predict([*small, X])[:, same], rtol=1e-4, atol=1e-4)
+
+
+def test_low_rank_refit_by_cholesky_equals_refit_by_eigendecomposition(monkeypatch):
+    from brainalign.encoding import _banded_kernel
+
+    small, X, Y = _baseline_and_layer(seed=6)
+    kw = dict(alphas=np.logspace(-2, 6, 9), n_iter=np.array([[0.3, 0.3, 0.4], [0.45, 0.45, 0.1]]), dtype="float64")
+    by_cholesky = BandedRidgeCV(**kw).fit([*small, X], Y)
+    monkeypatch.setattr(_banded_kernel, "REFIT_CHOLESKY_MAX", 0)
+    by_eigh = BandedRidgeCV(**kw).fit([*small, X], Y)
+    np.testing.assert_array_equal(by_eigh.alpha_, by_cholesky.alpha_)
+    np.testing.assert_allclose(by_eigh.coef_, by_cholesky.coef_, rtol=0, atol=1e-9 * np.abs(by_eigh.coef_).max())
+    np.testing.assert_allclose(by_eigh.intercept_, by_cholesky.intercept_, rtol=0, atol=1e-9 * np.abs(Y).max())
