@@ -177,7 +177,7 @@ def _names_read(path: Path) -> set[str]:
 
 
 def test_every_spec_field_is_read():
-    read = set().union(*(_names_read(p) for p in PIPELINE.glob("*.py") if p.name not in ("specs.py", "config.py")))
+    read = set().union(*(_names_read(p) for p in PIPELINE.glob("*.py") if p.name not in ("specs.py", "config.py", "schema.py")))
     unread = sorted(leaf for leaf in set(FIELDS.values()) if leaf.rsplit(".", 1)[-1] not in read)
     assert not unread, f"spec fields that no pipeline module reads: {unread}"
 

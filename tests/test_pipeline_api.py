@@ -158,3 +158,10 @@ def test_layer_selection_leaves_out_the_trimmed_samples(fmri):
     ds = layer_selection(ds, P, acts, ScoreSpec(layer_selection="single", alphas=(1, 10, 100, 1000)))
     chosen = ds["layer_id"].isel(target=slice(0, 10)).values
     assert np.mean(chosen == 2) >= 0.7, chosen
+
+
+def test_a_trim_that_empties_a_run_is_refused_naming_alignment_trim(fmri):
+    rec, stim, _ = fmri  # two runs of 120 frames
+    with pytest.raises(InputError, match=r"alignment.trim \[60, 60\] removes every sample of run 1 \(120 samples"):
+        _prepared(rec, stim, trim=(60, 60))
+    assert _prepared(rec, stim, trim=(60, 59)).n_samples == 2

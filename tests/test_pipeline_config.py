@@ -88,7 +88,12 @@ def _result(subject="01", n_layers=3, n_targets=5, n_folds=4, seed=0):
 
 
 def test_participant_outputs_are_bids_derivatives_and_rerun_identical(tmp_path):
+    from brainalign.encoders.cache import fingerprint_folder
+    from brainalign.encoders.model import default_model_path
+
     ds = _result()
+    model = default_model_path()  # resume needs the model's identity (outputs.is_done)
+    ds.attrs.update(model_path=str(model), model_fingerprint=fingerprint_folder(model, cache_dir=False))
     files = outputs.write_participant(ds, tmp_path, config_hash="abc")
     tsv = tmp_path / "sub-01/func/sub-01_task-story_desc-MiniLM_scores.tsv"
     assert tsv.is_file() and tsv.with_suffix(".json").is_file()

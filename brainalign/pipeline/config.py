@@ -1,330 +1,48 @@
-"""The one configuration schema of brainalign (YAML validated by pydantic).
+"""The one place a user's configuration is validated (YAML or a dict, by pydantic).
 
-This module is the only place a user's configuration is validated. Every problem
-becomes a one-line :class:`~brainalign.errors.ConfigError` naming the field.
-
-Sections
---------
-``data``        where the recordings come from (``source``: bids | roi_table | word_erp)
-                and how they are cleaned (``preprocess``).
-``baseline``    optional regressors given with the data (word rate, confounds...).
-``models``      the language models: label, path or id, layers, context, pooling.
-``alignment``   how word features reach the neural clock (lanczos | hrf | word | epochs).
-``scoring``     encoding and/or RSA, cross-validation, alphas, seed,
-                layer selection.
-``statistics``  FDR, ceiling, group test, confidence intervals.
-``outputs``     output folder, maps, reports.
-``execution``   n_jobs, Dask scheduler, layers per task.
-
-Option lists (alignment methods, CV kinds, RSA metrics and comparisons, layer
-selection, model context and pooling) come from the kernels' own constants
-(:mod:`.choices`). The validated configuration is turned into frozen specs in one
-place, :func:`brainalign.pipeline.specs.specs_from_config`; no configuration object
-reaches a kernel. Every field here is read there (``tests/test_config_fields.py``).
+Every problem becomes a one-line :class:`~brainalign.errors.ConfigError` naming the
+field. The schema itself (sections, fields, option lists) is in :mod:`.schema`, whose
+names are re-exported here; :func:`brainalign.pipeline.specs.specs_from_config` turns
+the validated :class:`PipelineConfig` into the frozen specs the pipeline reads.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
-from ..errors import ConfigError, UnsafeNameError, check_safe_label
-from ..io.bids import load_options
-from . import choices as C
+from ..errors import ConfigError
+from .schema import (
+    PACKAGED_MODEL,
+    REPO_ROOT,
+    AlignmentConfig,
+    BaselineConfig,
+    BidsSource,
+    CVConfig,
+    DataConfig,
+    ExecutionConfig,
+    ModelConfig,
+    OutputsConfig,
+    PipelineConfig,
+    Preprocess,
+    RoiTableSource,
+    RSAConfig,
+    ScoringConfig,
+    StatisticsConfig,
+    WordErpSource,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGED_MODEL = "packaged:minilm"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def _label(value: str, what: str) -> str:
-    try:
-        return check_safe_label(value, what)
-    except UnsafeNameError as exc:  # pydantic needs ValueError
-        raise ValueError(str(exc)) from None
-
-
-# ----------------------------------------------------------------------------- data
-class Preprocess(_Strict):
-    """Per-run cleaning of the neural signal (nilearn.signal.clean)."""
-
-    detrend: bool = False
-    high_pass: Optional[float] = Field(None, gt=0, description="Hz")
-    low_pass: Optional[float] = Field(None, gt=0, description="Hz")
-    standardize: bool = True
-    confounds: bool = Field(False, description="regress the loader's confounds out of the signal")
-
-
-class BidsSource(_Strict):
-    kind: Literal["bids"] = "bids"
-    root: str
-    task: Optional[str] = None
-    participants: Optional[list[str]] = None
-    datatype: Literal["func", "meg", "eeg", "ieeg"] = "func"
-    session: Optional[str] = None
-    runs: Optional[list[Union[int, str]]] = None
-    space: Optional[str] = None
-    mask: Optional[str] = None
-    atlas: Optional[str] = None
-    tr: Optional[float] = Field(None, gt=0)
-    word_column: str = "word"
-    options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments to load_bids")
-
-    _v_task = field_validator("task")(lambda v: None if v is None else _label(v, "task"))
-
-    @field_validator("options")
-    @classmethod
-    def _options(cls, v):
-        unknown = [str(k) for k in v if k not in load_options()]
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)} (load_bids takes: {', '.join(load_options())})")
-        return v
-
-    @field_validator("participants")
-    @classmethod
-    def _participants(cls, v):
-        if v is None:
-            return v
-        return [_label(str(p).removeprefix("sub-"), "participant label") for p in v]
-
-
-class _TableSource(_Strict):
-    """Fields shared by the non-BIDS table sources."""
-
-    task: str
-    participants: Optional[list[str]] = None
-    exclude: list[str] = Field(default_factory=list)
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    _v_task = field_validator("task")(lambda v: _label(v, "task"))
-
-
-class RoiTableSource(_TableSource):
-    """ROI time-course tables (non-BIDS), read by :mod:`brainalign.io.roi_table`."""
-
-    kind: Literal["roi_table"] = "roi_table"
-    root: str
-    adapter: str = Field("alice", description="which reader in brainalign.io.roi_table")
-    task: str = "listening"
-
-
-class WordErpSource(_TableSource):
-    """Per-word ERP tables (one row per participant and word), :mod:`brainalign.io.word_table`."""
-
-    kind: Literal["word_erp"] = "word_erp"
-    path: str
-    adapter: str = Field("frank2015", description="which reader in brainalign.io.word_table")
-    task: str = "reading"
-
-
-Source = Annotated[Union[BidsSource, RoiTableSource, WordErpSource], Field(discriminator="kind")]
-
-
-class DataConfig(_Strict):
-    source: Source
-    preprocess: Preprocess = Field(default_factory=Preprocess)
-
-
-# ------------------------------------------------------------------------- baseline
-class BaselineConfig(_Strict):
-    """Regressors given with the data, fitted alone and under every model layer."""
-
-    label: str = "baseline"
-    columns: Optional[list[str]] = Field(None, description="columns of the loader's baseline table; None = all")
-    confounds: bool = Field(False, description="add the loader's confounds (e.g. motion) to the baseline")
-    delays: Optional[list[int]] = Field(None, description="FIR delays for the baseline (samples); None = none")
-
-    _v_label = field_validator("label")(lambda v: _label(v, "baseline label"))
-
-
-# --------------------------------------------------------------------------- models
-class ModelConfig(_Strict):
-    label: str
-    path: str = Field(PACKAGED_MODEL, description="Hugging Face id, local folder, or 'packaged:minilm'")
-    layers: Union[Literal["all"], list[int]] = "all"
-    context: Literal[C.MODEL_CONTEXTS] = "window"
-    context_words: int = Field(32, ge=0)
-    pooling: Literal[C.MODEL_POOLINGS] = "last"
-    batch_size: int = Field(16, ge=1)
-    revision: Optional[str] = None
-    trust_remote_code: bool = False
-    with_baseline: bool = Field(True, description="fit baseline + layer when a baseline is configured")
-
-    _v_label = field_validator("label")(lambda v: _label(v, "model label"))
-
-    @field_validator("layers")
-    @classmethod
-    def _layers(cls, v):
-        if isinstance(v, list):
-            if not v:
-                raise ValueError("give at least one layer or 'all'")
-            if any(int(x) < 0 for x in v):
-                raise ValueError("layer indices are >= 0 (0 = embeddings)")
-            if len(set(v)) != len(v):
-                raise ValueError("layers are repeated")
-        return v
-
-
-# ------------------------------------------------------------------------ alignment
-class AlignmentConfig(_Strict):
-    method: Literal[C.ALIGNMENT] = "auto"
-    delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], description="FIR delays in samples (TRs)")
-    window: int = Field(3, ge=1, description="Lanczos window (lobes)")
-    trim: tuple[int, int] = Field((0, 0), description="samples dropped at the start and end of every run")
-    zscore: bool = Field(True, description="z-score each design column (within runs for lanczos/hrf)")
-    tmin: float = Field(0.2, description="epochs: start of the averaging window after word onset (s)")
-    tmax: float = Field(0.6, description="epochs: end of the averaging window (s)")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.tmax <= self.tmin:
-            raise ValueError(f"tmax ({self.tmax}) must be > tmin ({self.tmin})")
-        if any(d < 0 for d in self.delays):
-            raise ValueError("delays are >= 0")
-        if min(self.trim) < 0:
-            raise ValueError("trim values are >= 0")
-        return self
-
-
-# -------------------------------------------------------------------------- scoring
-class CVConfig(_Strict):
-    kind: Literal[C.CV_KINDS] = "contiguous"
-    n_folds: int = Field(5, ge=2)
-    column: Optional[str] = Field(None, description="group: stimulus column whose values are the folds")
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.kind == "group" and not self.column:
-            raise ValueError("cv.kind 'group' needs cv.column (e.g. 'sentence')")
-        return self
-
-
-class RSAConfig(_Strict):
-    metric: Literal[C.RSA_METRICS] = "correlation"
-    compare: Literal[C.RSA_COMPARE] = "spearman"
-    transform: Literal[C.RSA_TRANSFORMS] = "none"
-    lower: float = Field(0.2, ge=0, le=1)
-    upper: float = Field(0.8, ge=0, le=1)
-    n_items: int = Field(200, ge=4, description="items (time blocks or words) in the RDMs")
-
-
-class ScoringConfig(_Strict):
-    methods: list[Literal[C.SCORING_METHODS]] = Field(default_factory=lambda: ["encoding", "rsa"])
-    cv: CVConfig = Field(default_factory=CVConfig)
-    inner_cv: int = Field(5, ge=2)
-    alphas: list[float] = Field(default_factory=lambda: [10.0**k for k in range(-2, 11)])
-    seed: int = 0
-    baseline_penalty: Literal[C.BASELINE_PENALTIES] = Field(
-        "banded", description="'banded' (default): baseline + layer as a two-band ridge "
-        "(brainalign.encoding.BandedRidgeCV), so the baseline is not shrunk with the layer's features; "
-        "'shared': one ridge with one penalty for both (shrinks a small baseline; docs/validation.md)")
-    layer_selection: Literal[C.LAYER_SELECTION] = Field(
-        "argmax", description="argmax of r; 'unique'/'unique_adjacent'/'unique_pairwise'/'single': brainalign.encoding.layer_id."
-        "identify_layer_by_encoding (variance partitioning); 'rsa': brainalign.rsa.identify_layer")
-    rsa: RSAConfig = Field(default_factory=RSAConfig)
-
-    @field_validator("methods")
-    @classmethod
-    def _methods(cls, v):
-        if not v:
-            raise ValueError("choose at least one of 'encoding', 'rsa'")
-        return list(dict.fromkeys(v))
-
-    @field_validator("alphas")
-    @classmethod
-    def _alphas(cls, v):
-        if not v or any(a <= 0 for a in v):
-            raise ValueError("alphas must be a non-empty list of positive numbers")
-        return v
-
-
-# ----------------------------------------------------------------------- statistics
-class StatisticsConfig(_Strict):
-    fdr: bool = True
-    q: float = Field(0.05, gt=0, lt=1, description="FDR level: p_fdr < q is significant (results attr fdr_q)")
-    ceiling: Literal["none", "loo_isc"] = "none"
-    group_test: Literal["none", "ttest", "wilcoxon"] = "wilcoxon"
-    ci: float = Field(0.95, gt=0, lt=1)
-    n_bootstrap: int = Field(1000, ge=0)
-
-
-# -------------------------------------------------------------------------- outputs
-class OutputsConfig(_Strict):
-    dir: Optional[str] = None
-    maps: bool = True
-    report: bool = True
-    save_folds: bool = True
-
-
-class ExecutionConfig(_Strict):
-    n_jobs: int = Field(1, ge=1)
-    scheduler: Optional[str] = None
-    layers_per_task: int = Field(0, ge=0, description="0 = all layers of a model in one task")
-    cache_dir: Optional[str] = None
-    device: str = "cpu"
-    threads: Optional[int] = Field(
-        None, ge=1,
-        description="compute threads of every task (None: this machine's CPU count); every executor "
-                    "uses the same number, so serial, process and Dask runs give bit-identical results")
-
-
-class PipelineConfig(_Strict):
-    """The whole study."""
-
-    name: str = "study"
-    data: DataConfig
-    baseline: Optional[BaselineConfig] = None
-    models: list[ModelConfig] = Field(default_factory=lambda: [ModelConfig(label="MiniLM")])
-    alignment: AlignmentConfig = Field(default_factory=AlignmentConfig)
-    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
-    statistics: StatisticsConfig = Field(default_factory=StatisticsConfig)
-    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
-    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
-
-    @field_validator("models")
-    @classmethod
-    def _models(cls, v):
-        if not v:
-            raise ValueError("give at least one model")
-        labels = [m.label for m in v]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"model labels must be unique, got {labels}")
-        return v
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.baseline is not None and self.baseline.label in {m.label for m in self.models}:
-            raise ValueError(f"baseline label {self.baseline.label!r} is also a model label")
-        if self.baseline is not None and "encoding" not in self.scoring.methods:
-            raise ValueError("a baseline needs scoring.methods to include 'encoding'")
-        return self
-
-    # ------------------------------------------------------------------ helpers
-    @property
-    def source(self):
-        return self.data.source
-
-    def settings(self) -> dict:
-        """Every setting as plain JSON-able values (used in attrs and sidecars)."""
-        return json.loads(self.model_dump_json(exclude={"outputs", "execution"}))
-
-    def config_hash(self) -> str:
-        """SHA-256 (16 hex digits) of the settings that change results.
-
-        Output folder, n_jobs and scheduler do not change results and are excluded,
-        so the same study resumes under another executor.
-        """
-        blob = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+__all__ = [
+    "PACKAGED_MODEL", "REPO_ROOT", "AlignmentConfig", "BaselineConfig", "BidsSource", "CVConfig", "DataConfig",
+    "ExecutionConfig", "ModelConfig", "OutputsConfig", "PipelineConfig", "Preprocess", "RoiTableSource",
+    "RSAConfig", "ScoringConfig", "StatisticsConfig", "WordErpSource", "dump_config", "expand_vars",
+    "load_config", "read_config_file", "shared_data_default", "validate_config",
+]
 
 
 # ------------------------------------------------------------------------- loading

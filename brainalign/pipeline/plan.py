@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import BrainAlignError, ConfigError, InputError
+from ..errors import BrainAlignError, ConfigError, InputError, ModelError
 from . import ceiling, outputs
 from .api import annotate, finalize, select_activations
 from .config import PipelineConfig, validate_config
@@ -219,12 +219,19 @@ def _run(tasks, groups, summary, n_jobs, scheduler, progress, write) -> dict:
 
 
 def _warm_cache(specs: StudySpecs, mi: int, subjects, task: str, summary) -> list[int] | None:
-    """Encode the first loadable participant's stimulus once; returns the layer list."""
+    """Encode the first loadable participant's stimulus once; returns the layer list.
+
+    A participant whose data cannot be used fails and the next one is tried; a model
+    that cannot be used (:class:`~brainalign.errors.ModelError`) is refused once, for
+    everyone, before any participant is scored.
+    """
     model = specs.models[mi]
     for s in subjects:
         try:
             stim = load_participant(specs.load, s, task).stimulus
             acts = make_encoder(model, specs.execution).encode(stim)
+        except ModelError:
+            raise
         except BrainAlignError as exc:  # this participant fails; the others go on
             summary.failed.setdefault(s, f"{type(exc).__name__}: {exc}")
             continue

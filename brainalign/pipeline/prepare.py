@@ -85,6 +85,19 @@ class Prepared:
             yield layer, self.design(activations.isel(layer=li).values, layer)
 
 
+def _check_trim(runs: np.ndarray, method: str, trim: tuple[int, int]) -> None:
+    """Refuse a trim that leaves a run (frame methods) with no sample."""
+    if method not in FRAME_METHODS or not (trim[0] or trim[1]):
+        return
+    labels, counts = np.unique(runs, return_counts=True)
+    short = [(lab, int(n)) for lab, n in zip(labels, counts) if n <= trim[0] + trim[1]]
+    if short:
+        lab, n = short[0]
+        raise InputError(f"alignment.trim {list(trim)} removes every sample of run {lab} ({n} samples"
+                         f"{f', and {len(short) - 1} more run(s)' if len(short) > 1 else ''}); "
+                         f"use a trim whose two values sum to less than {n}")
+
+
 def outer_folds(cv: CVSpec, method: str, stimulus: pd.DataFrame, runs: np.ndarray, keep: np.ndarray) -> tuple:
     """Outer test folds over the kept samples (:func:`brainalign.encoding.make_folds` on all samples, restricted)."""
     groups = None
@@ -145,6 +158,7 @@ def prepare(recording, stimulus: pd.DataFrame, baseline, align: AlignSpec, cv: C
     modality = recording.attrs.get("modality", "fmri")
     method = resolve_method(align.method, modality)
     Y, runs = neural_samples(recording, stimulus, method, tmin=align.tmin, tmax=align.tmax)
+    _check_trim(runs, method, tuple(align.trim))
     keep = sample_mask(Y, runs, method, tuple(align.trim))
     folds = outer_folds(cv, method, stimulus, runs, keep)
     B = baseline_design(baseline, runs, baseline_delays)
