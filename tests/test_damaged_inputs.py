@@ -679,14 +679,7 @@ def ran(world, tmp_path_factory) -> dict[str, Ran]:
     return done
 
 
-XFAIL = {
-    "hub_model_offline_everyone": "pipeline/plan.py (_warm_cache, H4): a model that cannot be loaded fails every "
-                                  "participant in turn (one error line each, data loaded first) instead of being "
-                                  "refused once before any participant",
-    "trim_longer_than_runs": "align/delays.py trim_mask / pipeline/prepare.py (H4): a trim that removes every "
-                             "sample of a run ends in the ridge's 'X has 0 sample(s)' instead of naming "
-                             "alignment.trim and the run's length",
-}
+XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=XFAIL[n]))
