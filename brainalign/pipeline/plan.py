@@ -160,7 +160,6 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
         raise InputError(f"no participants in {source_root(src)}")
     task = default_task(src, subjects[0])
     h = cfg.config_hash()
-    outputs.write_dataset_description(out, [source_root(src)], name=specs.name)
     summary = RunSummary(out_dir=out)
     pending = []
     for s in subjects:
@@ -174,6 +173,7 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
         ceiling.check_participants(len(everyone))
     layer_lists = {mi: _warm_cache(specs, mi, [s for s, m in pending if m == mi], task, summary)
                    for mi in sorted({mi for _, mi in pending})}
+    outputs.write_dataset_description(out, [source_root(src)], name=specs.name)  # after the model check
     tasks, groups = _task_list(cfg, specs, pending, layer_lists, task, summary, neural=everyone is not None,
                                debug=debug)
     ready = _run(tasks, groups, summary, n_jobs or specs.execution.n_jobs, scheduler or specs.execution.scheduler,
