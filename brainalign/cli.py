@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     debug = "--debug" in argv
+    shown = warnings.showwarning
+    _SEEN_WARNINGS.clear()
     if not debug:
         warnings.showwarning = _show_warning
     try:
@@ -144,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return _report_error(exc)
+    finally:
+        warnings.showwarning = shown
     return code
 
 

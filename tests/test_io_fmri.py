@@ -168,8 +168,10 @@ def test_repetition_time_required(tmp_path):
         load_bids(root, "01", "listen")
     m = np.zeros(SHAPE, np.uint8)
     m[2:4, 2:4, 2] = 1
-    rec, _ = load_bids(root, "01", "listen", tr=1.5, runs=["1"], mask=nib.Nifti1Image(m, AFFINE))
-    assert rec.attrs["tr"] == 1.5 and rec["time"].values[1] == 1.5
+    rec, _ = load_bids(root, "01", "listen", tr=2.5, runs=["1"], mask=nib.Nifti1Image(m, AFFINE))
+    assert rec.attrs["tr"] == 2.5 and rec["time"].values[1] == 2.5
+    with pytest.raises(InputError, match="word onsets fall outside the run"):  # the events were timed at 2 s
+        load_bids(root, "01", "listen", tr=1.0, runs=["1"], mask=nib.Nifti1Image(m, AFFINE))
 
 
 def test_default_mask_is_nilearn_epi_mask(tmp_path):

@@ -103,7 +103,14 @@ def _word_sources(labels: Sequence[str], events: Sequence, words: Any) -> dict[s
 
 
 def _run_span(rec, run: str) -> float | None:
-    """End of a run in seconds on its own clock (last sample + one sampling step), None if absent."""
+    """End of a run in seconds on its own clock, None if absent.
+
+    fMRI: volumes acquired x TR (``run_spans`` from the loader, censored volumes included);
+    otherwise the last sample + one sampling step.
+    """
+    spans = dict(str(x).rsplit(":", 1) for x in rec.attrs.get("run_spans", []))
+    if run in spans:
+        return float(spans[run])
     sel = np.asarray(rec["run"].values).astype(str) == run
     if not sel.any():
         return None

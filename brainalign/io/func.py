@@ -204,6 +204,7 @@ def load_func(
         frame_time=off,
         space=space or ("native" if derivatives is None else "unknown"),
         n_dropped_targets=int(bad.sum()),
+        run_spans=[f"{'1' if r.run is None else r.run}:{n * t_r:g}" for r, n in zip(found, nvols)],
         warnings=load_warnings,
         clean=str(opts),
         confounds=str(confounds),
