@@ -25,6 +25,7 @@ import csv
 import datetime as dt
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -122,8 +123,8 @@ def warm(root: Path, cache: Path, data: Path, work: Path, label: str) -> float:
 
 
 def git_rev(root: Path) -> str:
-    r = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
-    rev = r.stdout.strip()[:70]
+    r = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h"], capture_output=True, text=True)
+    rev = r.stdout.strip()
     dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
     return rev + (" (+ uncommitted changes)" if dirty else "")
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         pair = {}
         for k, root in codes.items():
             out = work / f"{k}-{i}"
+            shutil.rmtree(out, ignore_errors=True)  # a fresh folder: nothing "already up to date"
             load0 = os.getloadavg()[0]
             pair[k] = run_cli(root, out, code_env(root, caches[k], data))
             pair[f"load_{k}"] = (load0, os.getloadavg()[0])
@@ -175,7 +177,8 @@ def _page(runs: list[dict], old: str, new: str) -> str:
         f"{os.cpu_count()} cores, Python {platform.python_version()}. Old code: `{old}`; new code: `{new}`.",
         "Each run is `brainalign run pipelines/alice_fmri.yaml` in a fresh process (27 usable participants x "
         "362 volumes x 6 ROIs, MiniLM 7 layers, two-band ridge, loo_isc ceiling, group level and report), "
-        "each code with its own activation cache, warmed by a one-participant run first; old and new back to back.",
+        "each code with its own activation cache, warm before timing (a one-participant run of the same code, or "
+        "an earlier run with --skip-warm); old and new back to back.",
         "",
         "| pair | old (s) | new (s) | speed-up | load average old / new (start -> end) | fold alphas differing "
         "| largest abs r difference, same alpha | selected layers differing |",
