@@ -13,18 +13,19 @@ DEMO_CONFIG = REPO_ROOT / "pipelines" / "demo.yaml"
 def run_config(path, *, out_dir=None, participants=None, n_jobs=None, scheduler=None, progress=True, debug=False,
                group=True, finish=None) -> int:
     """Run a study file; returns the exit code (0 done, 1 partial, 2 nothing done)."""
+    cfg = load_config(path)  # before the heavy imports: a refused file takes a second
     from .group import run_group
     from .plan import run_study
+    from .report import group_report
 
-    cfg = load_config(path)
     summary = run_study(cfg, out_dir=out_dir, participants=participants, n_jobs=n_jobs, scheduler=scheduler,
                         progress=progress, debug=debug)
     code = finish(summary, "participant level") if finish else summary.exit_code
     if group and (summary.done or summary.skipped):
         res = run_group(summary.out_dir, cfg)
         print(f"group level: {len(res.tables)} table(s) -> {summary.out_dir / 'group'}")
-        if res.report:
-            print(f"report: {res.report}")
+        if cfg.outputs.report:
+            print(f"report: {group_report(summary.out_dir)}")
     return code
 
 
