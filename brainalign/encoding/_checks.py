@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import InputError, NonFiniteError, NonNumericError, NotFittedError, ShapeMismatchError
+from .stats import pearson_r
 
 NAN_POLICIES = ("raise", "drop_targets")
 _CHUNK = 4096  # columns checked at a time, so that checking never copies Y whole
@@ -255,3 +256,29 @@ def as_spaces(estimator: Any, X: Any, bands: Sequence[int] | None, *, reset: boo
     sizes = check_bands(bands, A.shape[1]) if reset else np.asarray(estimator.n_features_per_space_)
     edges = np.concatenate([[0], np.cumsum(sizes)])
     return [A[:, a:b] for a, b in zip(edges[:-1], edges[1:])], sizes
+
+
+def score_predictions(pred: np.ndarray, y: Any, *, flat: bool, sample_weight: Any, owner: str) -> np.ndarray | float:
+    """Per-target Pearson r of predictions against ``y``: the ``score`` of our estimators.
+
+    Parameters
+    ----------
+    pred : ndarray, shape (n_samples, n_targets) or (n_samples,)
+        The estimator's predictions.
+    y : array-like, shape (n_samples, n_targets) or (n_samples,)
+        Held-out targets.
+    flat : bool
+        The estimator was fitted on 1-D ``y``: return a float.
+    sample_weight : None
+        Not supported; anything else is refused.
+    owner : str
+        The estimator's name, for messages.
+    """
+    if sample_weight is not None:
+        raise InputError(f"sample_weight is not supported by {owner}.score; leave it None")
+    Y, _ = as_targets(y, pred.shape[0])
+    P = pred.reshape(pred.shape[0], -1)
+    if Y.shape != P.shape:
+        raise ShapeMismatchError(f"y has shape {Y.shape} but predictions have shape {P.shape}")
+    r = pearson_r(Y, P)
+    return float(r[0]) if flat else r

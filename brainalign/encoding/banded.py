@@ -10,10 +10,9 @@ from ..errors import InputError, ShapeMismatchError
 from . import _alphas, _solver
 from ._banded_kernel import fit_lowrank, lowrank_main_band
 from ._backend import resolve_backend, thread_limit, threads_for
-from ._checks import as_spaces, as_targets, check_fitted, finite_target_mask
+from ._checks import score_predictions, as_spaces, as_targets, check_fitted, finite_target_mask
 from ._splits import make_splits
 from .ridge import DEFAULT_ALPHAS
-from .stats import pearson_r
 
 
 def space_weights(n_iter: int, n_spaces: int, concentration: Any, random_state: int | None) -> np.ndarray:
@@ -262,12 +261,4 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
         """Per-target Pearson r, shape (n_targets,) (a float after a 1-D fit)."""
-        if sample_weight is not None:
-            raise InputError("sample_weight is not supported by BandedRidgeCV.score; leave it None")
-        pred = self.predict(X)
-        Y, _ = as_targets(y, pred.shape[0])
-        P = pred.reshape(pred.shape[0], -1)
-        if Y.shape != P.shape:
-            raise ShapeMismatchError(f"y has shape {Y.shape} but predictions have shape {P.shape}")
-        r = pearson_r(Y, P)
-        return float(r[0]) if self._flat else r
+        return score_predictions(self.predict(X), y, flat=self._flat, sample_weight=sample_weight, owner="BandedRidgeCV")

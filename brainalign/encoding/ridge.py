@@ -6,12 +6,10 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from ..errors import InputError, ShapeMismatchError
 from . import _solver
 from ._backend import resolve_backend
-from ._checks import as_targets, check_fitted, finite_target_mask, validate_design
+from ._checks import score_predictions, as_targets, check_fitted, finite_target_mask, validate_design
 from ._splits import make_splits
-from .stats import pearson_r
 
 #: The one default alpha grid of brainalign: 13 penalties, 1e-2 to 1e10, one per decade.
 #:
@@ -181,12 +179,4 @@ class RidgeCV(RegressorMixin, BaseEstimator):
 
         Constant targets score NaN (with one warning giving their count).
         """
-        if sample_weight is not None:
-            raise InputError("sample_weight is not supported by RidgeCV.score; leave it None")
-        pred = self.predict(X)
-        Y, _ = as_targets(y, pred.shape[0])
-        P = pred.reshape(pred.shape[0], -1)
-        if Y.shape != P.shape:
-            raise ShapeMismatchError(f"y has shape {Y.shape} but predictions have shape {P.shape}")
-        r = pearson_r(Y, P)
-        return float(r[0]) if self._flat else r
+        return score_predictions(self.predict(X), y, flat=self._flat, sample_weight=sample_weight, owner="RidgeCV")
