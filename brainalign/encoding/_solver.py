@@ -9,6 +9,9 @@ number of alphas or, usually fewer, the rows of the fold's low-rank basis of
 penalty weights (:func:`alpha_basis`); the validation error of every alpha is
 rebuilt and reduced on the spot and only ``(a, batch)`` numbers are kept.
 The refit of the batch follows at once, so ``Y`` is read once.
+
+This module sets a fit up (decompositions, validation maps, batch size,
+output arrays); the batch loop itself is in :mod:`._cv_loop`.
 """
 from __future__ import annotations
 
@@ -20,10 +23,11 @@ import numpy as np
 from ..errors import FitError, InputError
 from ._alphas import ALPHA_BASIS_TOL, alpha_basis, basis_tolerance, penalty_weights, select_alphas, sorted_alphas
 from ._backend import Backend, available_memory, thread_limit, threads_for
+from ._cv_loop import RidgeOutputs, ValidationMaps, Workspace, on_host, run_batches
 from ._decompose import Decomposition, decompose, fold_decompositions
 
 __all__ = ["ALPHA_BASIS_TOL", "alpha_basis", "basis_tolerance", "decompose", "fold_decompositions", "penalty_weights",
-           "select_alphas", "ridge_cv", "refit_coefficients", "check_rank_inputs", "work_flops"]
+           "select_alphas", "ridge_cv", "refit_coefficients", "check_rank_inputs", "work_flops", "Workspace"]
 
 #: Upper bound on the target batch on CPU: beyond it the GEMMs get no faster
 #: and the working set only grows (measured on 2-core AVX2/AVX-512 CPUs).
@@ -70,85 +74,6 @@ class RidgePath:
     intercept: np.ndarray | None  # (T,)
 
 
-class Workspace:
-    """Flat buffers reused from batch to batch, so that batches allocate nothing large.
-
-    Temporaries of several MB freed and allocated again every batch can be
-    handed back to the operating system and come back as fresh pages (a fresh
-    13 MB torch tensor cost about 6 ms of page faults on our 2-core VM).
-    Each named buffer is allocated once, at its first (largest) request.
-    """
-
-    def __init__(self, B: Backend) -> None:
-        self.B = B
-        self._flat: dict[str, Any] = {}
-
-    def get(self, name: str, shape: tuple[int, ...]) -> Any:
-        """A contiguous array of ``shape`` on the buffer ``name`` (contents undefined)."""
-        size = int(np.prod(shape))
-        flat = self._flat.get(name)
-        if flat is None or flat.shape[0] < size:
-            flat = self._flat[name] = self.B.empty((size,))
-        return flat[:size].reshape(shape)
-
-
-def _validation_scores(
-    B: Backend,
-    d: Decomposition,
-    idx: tuple[Any, Any],
-    Aw: Any,
-    Yb: Any,
-    n_alphas: int,
-    criterion: str,
-    fit_intercept: bool,
-    folded: bool,
-    mix: Any,
-    ws: Workspace,
-) -> Any:
-    """Scores (n_alphas, batch) of one fold: negative MSE or Pearson r.
-
-    ``idx`` are the fold's (train, test) rows as backend indices. ``Aw`` is
-    the stacked validation map, either on the spectral coefficients
-    (``(m * n_test, r)``, then ``c = W.T @ Y_train`` is formed) or, when
-    ``folded``, already multiplied by ``W.T`` (``(m * n_test, n_train)``).
-    ``m`` is ``n_alphas``, or the size ``k`` of the fold's alpha basis when
-    ``mix`` is given: the predictions for every alpha are then ``mix @`` the
-    ``k`` basis predictions (for ``"mse"``, ``mix`` is (n_alphas, k + 1) and
-    its last column, -1, subtracts the validation targets in the same product).
-    Intermediate arrays live in ``ws``.
-    """
-    tr, te = idx
-    n_tr, n_te, b = int(tr.shape[0]), int(te.shape[0]), Yb.shape[1]
-    Ytr = B.take_rows_into(ws.get("y_train", (n_tr, b)), Yb, tr)
-    c = Ytr if folded else B.matmul_into(ws.get("c", (d.rank, b)), d.W.T, Ytr)
-    m = Aw.shape[0] // n_te
-    if criterion == "mse" and mix is not None:
-        # residuals of every alpha in one product: [C, -1] @ [basis predictions; Yte]
-        Q = ws.get("basis_pred", ((m + 1) * n_te, b))
-        B.matmul_into(Q[: m * n_te], Aw, c)
-        Yte = B.take_rows_into(Q[m * n_te:], Yb, te)
-        if fit_intercept:
-            Yte -= Ytr.mean(0)
-        P = B.matmul_into(ws.get("pred", (n_alphas, n_te * b)), mix, Q.reshape(m + 1, -1))
-        return -B.sumsq(P.reshape(n_alphas, n_te, b), 1, overwrite=True) / n_te
-    Yte = B.take_rows_into(ws.get("y_test", (n_te, b)), Yb, te)
-    if fit_intercept:
-        Yte -= Ytr.mean(0)
-    P = B.matmul_into(ws.get("basis_pred", (m * n_te, b)), Aw, c)
-    if mix is not None:
-        P = B.matmul_into(ws.get("pred", (n_alphas, n_te * b)), mix, P.reshape(m, -1))
-    P = P.reshape(n_alphas, n_te, b)
-    if criterion == "mse":
-        P -= Yte[None]
-        return -B.sumsq(P, 1, overwrite=True) / n_te
-    # Pearson r within the fold, per alpha
-    yc = Yte - Yte.mean(0)
-    P -= P.mean(1)[:, None, :]
-    num = (P * yc[None]).sum(1)
-    den = (B.sumsq(P, 1) * (yc * yc).sum(0)[None]) ** 0.5
-    return num / den
-
-
 def _batches_on_host_blas(B: Backend, n_targets: int, flops: float) -> bool:
     """Whether a torch-on-CPU fit runs its per-batch products through numpy's BLAS.
 
@@ -166,17 +91,6 @@ def _batches_on_host_blas(B: Backend, n_targets: int, flops: float) -> bool:
         and threads_for(flops) is None
     )
 
-
-def _host_view(B: Backend, d: Decomposition) -> Decomposition:
-    """``d`` with its arrays as numpy views (torch on CPU: no copy)."""
-    from dataclasses import replace
-
-    def as_np(a: Any) -> Any:
-        return None if a is None else B.to_numpy(a)
-
-    return replace(d, W=as_np(d.W), s2=as_np(d.s2), x_mean=as_np(d.x_mean), A=as_np(d.A), M=as_np(d.M))
-
-
 def fold_is_cheaper(n_alphas: int, n_test: int, n_train: int, rank: int, n_targets: int) -> bool:
     """Whether multiplying a fold's validation map by ``W.T`` once saves work.
 
@@ -187,6 +101,158 @@ def fold_is_cheaper(n_alphas: int, n_test: int, n_train: int, rank: int, n_targe
     """
     saved = n_targets * (n_train * rank + n_alphas * n_test * rank - n_alphas * n_test * n_train)
     return saved > n_alphas * n_test * rank * n_train
+
+
+def _decompositions(
+    B: Backend,
+    X: Any,
+    splits: list,
+    *,
+    fit_intercept: bool,
+    solver: str,
+    refit: bool,
+    folds: list[Decomposition] | None,
+    full: Decomposition | None,
+) -> tuple[int, int, list[Decomposition], Decomposition | None]:
+    """The fold decompositions and, with ``refit``, that of all samples.
+
+    Parameters
+    ----------
+    X : array, shape (n, p)
+    splits : list of (train, test) index arrays
+    folds, full : precomputed decompositions to reuse, or None
+
+    Returns
+    -------
+    n, p : int
+    folds : list of Decomposition, one per split
+    full : Decomposition or None
+        As given when ``refit`` is False.
+    """
+    Xb = B.asarray(X)
+    n, p = Xb.shape
+    if folds is None:
+        both = refit and full is None
+        folds = fold_decompositions(B, Xb, splits, fit_intercept=fit_intercept, solver=solver, with_full=both)
+        if both:
+            full = folds.pop()
+    if refit and full is None:
+        full = decompose(B, Xb, fit_intercept=fit_intercept, solver=solver, for_refit=True)
+    return n, p, folds, full
+
+
+def validation_maps(
+    B: Backend,
+    folds: list[Decomposition],
+    alphas_sorted: np.ndarray,
+    *,
+    criterion: str,
+    n_targets: int,
+    fold_maps: bool | None,
+    use_alpha_basis: bool,
+) -> ValidationMaps:
+    """Fold-wise stacked validation maps ``(m * n_test, r)``.
+
+    ``m`` is ``n_alphas`` or the size ``k`` of the fold's alpha basis
+    (:func:`alpha_basis`, with ``use_alpha_basis``); a map is multiplied by
+    ``W.T`` up front (``(m * n_test, n_train)``) as ``fold_maps`` says, or
+    where :func:`fold_is_cheaper` for ``n_targets`` when it is None.
+
+    Parameters
+    ----------
+    folds : list of Decomposition
+    alphas_sorted : ndarray, shape (n_alphas,)
+        Increasing.
+
+    Returns
+    -------
+    ValidationMaps
+    """
+    Aws, folded, mixes = [], [], []
+    for d in folds:
+        basis = None
+        if use_alpha_basis:
+            basis = alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tolerance(B.np_dtype, d.rank))
+        if basis is None:
+            w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
+            mixes.append(None)
+        else:
+            E, C = basis
+            w = B.asarray(E)  # (k, r)
+            if criterion == "mse":  # the last column takes the validation targets off
+                C = np.hstack([C, -np.ones((C.shape[0], 1))])
+            mixes.append(B.asarray(C))
+        m = w.shape[0]
+        Aw = (d.A[None, :, :] * w[:, None, :]).reshape(m * d.A.shape[0], d.rank)
+        fold = fold_is_cheaper(m, d.A.shape[0], d.W.shape[0], d.rank, n_targets) if fold_maps is None else fold_maps
+        # a row-major copy of W.T makes this product ~30% faster than the transposed view
+        Aws.append(Aw @ B.contiguous(d.W.T) if fold else Aw)
+        folded.append(fold)
+    return ValidationMaps(Aw=Aws, folded=folded, mix=mixes)
+
+
+def _batching(
+    B: Backend,
+    Y: np.ndarray,
+    folds: list[Decomposition],
+    maps: ValidationMaps,
+    full: Decomposition | None,
+    n_alphas: int,
+    p: int,
+    max_memory: float | None,
+) -> tuple[Any, int]:
+    """Where the batches read ``Y`` from, and how many targets a batch holds.
+
+    The decompositions and the stacked validation maps are part of the
+    budget. On a GPU, ``Y`` (n, T) goes over in one contiguous upload when it
+    fits a quarter of the budget (column slices of a host array cost a
+    host-side copy each). ``full`` is None without a refit; ``p`` is the
+    number of features.
+
+    Returns
+    -------
+    Ysrc : array, shape (n, T)
+        ``Y`` itself, or its device copy.
+    tb : int
+        Targets per batch.
+    """
+    n, T = Y.shape
+    r_max = max([d.rank for d in folds] + ([full.rank] if full is not None else [0]))
+    n_test_max = max(d.A.shape[0] for d in folds)
+    fixed = sum(d.W.numel() if hasattr(d.W, "numel") else d.W.size for d in folds)
+    fixed += sum(a.shape[0] * a.shape[1] for a in maps.Aw) + sum(d.A.shape[0] * d.A.shape[1] for d in folds)
+    if full is not None:
+        fixed += full.W.shape[0] * full.W.shape[1] + full.M.shape[0] * full.M.shape[1]
+    per_target = 2 * n + 2 * r_max + 2 * n_alphas * n_test_max + (p if full is not None else 0) + 4 * n_alphas
+    Ysrc = Y
+    if not B.writes_through:
+        budget = float(max_memory) if max_memory is not None else MEMORY_FRACTION * available_memory(B)
+        if Y.size * B.np_dtype.itemsize <= budget / 4:
+            Ysrc = B.asarray(Y)
+            fixed += Y.size
+    return Ysrc, batch_size(B, n_targets=T, per_target=per_target, fixed=fixed, max_memory=max_memory)
+
+
+def _outputs(B: Backend, n_alphas: int, T: int, p: int, refit: bool) -> RidgeOutputs:
+    """The output arrays of a fit of ``T`` targets on ``p`` features.
+
+    On a GPU, the coefficients come back through a pinned (T, p) host buffer,
+    row blocks at a time; ``coef`` is then its transposed (Fortran-ordered)
+    view. Elsewhere the refit writes straight into ``coef`` (p, T).
+    """
+    scores = np.empty((n_alphas, T), dtype=np.float64)
+    alpha_idx = np.empty(T, dtype=np.intp)
+    coef_view = coef_rows = None
+    if refit and not B.writes_through:
+        coef_rows = B.host_buffer((T, p))
+        coef = coef_rows.numpy().T
+    elif refit:
+        coef = np.empty((p, T), dtype=B.np_dtype)
+        coef_view = B.view_numpy(coef)
+    else:
+        coef = None
+    intercept = np.zeros(T, dtype=B.np_dtype) if refit else None
+    return RidgeOutputs(scores, alpha_idx, coef, coef_view, coef_rows, intercept)
 
 
 def _ridge_cv(
@@ -210,7 +276,6 @@ def _ridge_cv(
 
     Parameters
     ----------
-    B : Backend
     X : array, shape (n, p)
         Design (numpy or backend array).
     Y : ndarray, shape (n, T)
@@ -218,21 +283,17 @@ def _ridge_cv(
     splits : list of (train, test) index arrays
     alphas : sequence of float, shape (n_alphas,)
     criterion : {"mse", "r"}
-        Mean over folds of the negative validation MSE, or of the validation
-        Pearson r.
-    fit_intercept : bool
+        Mean over folds of the negative validation MSE, or of the Pearson r.
     solver : {"auto", "primal", "dual"}
     max_memory : float, optional
         Bytes the working set may use; default half the available memory.
     refit : bool
         Also return coefficients (and intercepts) for the chosen alphas.
     folds, full : precomputed decompositions to reuse (banded ridge).
-    fold_maps : bool, optional
-        Multiply each validation map by ``W.T`` up front (see
-        :func:`fold_is_cheaper`, used when None).
-    use_alpha_basis : bool
-        Validate on a low-rank basis of the penalty weights (see
-        :func:`alpha_basis`) when it has fewer rows than there are alphas.
+    fold_maps, use_alpha_basis
+        See :func:`validation_maps` (``fold_maps=None``: where
+        :func:`fold_is_cheaper`; the alpha basis of :func:`alpha_basis` is
+        used where it has fewer rows than there are alphas).
 
     Returns
     -------
@@ -241,120 +302,30 @@ def _ridge_cv(
     if criterion not in CRITERIA:
         raise InputError(f"alpha_criterion {criterion!r} is not one of {CRITERIA}")
     alphas_sorted, order = sorted_alphas(alphas)
-    n_alphas = alphas_sorted.size
-    Xb = B.asarray(X)
-    n, p = Xb.shape
-    T = Y.shape[1]
-    if folds is None:
-        both = refit and full is None
-        folds = fold_decompositions(B, Xb, splits, fit_intercept=fit_intercept, solver=solver, with_full=both)
-        if both:
-            full = folds.pop()
-    if refit and full is None:
-        full = decompose(B, Xb, fit_intercept=fit_intercept, solver=solver, for_refit=True)
-    del Xb
-
-    # fold-wise stacked validation maps: (m * n_test, r), m = n_alphas or the
-    # size of the fold's alpha basis
-    Aws, folded, mixes = [], [], []
-    for d in folds:
-        basis = None
-        if use_alpha_basis:
-            basis = alpha_basis(B.to_numpy(d.s2), alphas_sorted, basis_tolerance(B.np_dtype, d.rank))
-        if basis is None:
-            w = penalty_weights(B, d.s2, alphas_sorted)  # (a, r)
-            mixes.append(None)
-        else:
-            E, C = basis
-            w = B.asarray(E)  # (k, r)
-            if criterion == "mse":  # the last column takes the validation targets off
-                C = np.hstack([C, -np.ones((C.shape[0], 1))])
-            mixes.append(B.asarray(C))
-        m = w.shape[0]
-        Aw = (d.A[None, :, :] * w[:, None, :]).reshape(m * d.A.shape[0], d.rank)
-        fold = fold_is_cheaper(m, d.A.shape[0], d.W.shape[0], d.rank, T) if fold_maps is None else fold_maps
-        # a row-major copy of W.T makes this product ~30% faster than the transposed view
-        Aws.append(Aw @ B.contiguous(d.W.T) if fold else Aw)
-        folded.append(fold)
-    w_full = penalty_weights(B, full.s2, alphas_sorted) if refit else None
-
-    r_max = max([d.rank for d in folds] + ([full.rank] if refit else [0]))
-    n_test_max = max(d.A.shape[0] for d in folds)
-    # the decompositions (and the stacked validation maps) are part of the budget
-    fixed = sum(d.W.numel() if hasattr(d.W, "numel") else d.W.size for d in folds)
-    fixed += sum(a.shape[0] * a.shape[1] for a in Aws) + sum(d.A.shape[0] * d.A.shape[1] for d in folds)
-    if refit:
-        fixed += full.W.shape[0] * full.W.shape[1] + full.M.shape[0] * full.M.shape[1]
-    per_target = 2 * n + 2 * r_max + 2 * n_alphas * n_test_max + (p if refit else 0) + 4 * n_alphas
-    # On a GPU, Y goes over in one contiguous upload when it fits a quarter of
-    # the budget (column slices of a host array cost a host-side copy each),
-    # and the coefficients come back through a pinned (T, p) host buffer, row
-    # blocks at a time; coef is then its transposed (Fortran-ordered) view.
-    device_side = not B.writes_through
-    Ysrc = Y
-    if device_side:
-        budget = float(max_memory) if max_memory is not None else MEMORY_FRACTION * available_memory(B)
-        if Y.size * B.np_dtype.itemsize <= budget / 4:
-            Ysrc = B.asarray(Y)
-            fixed += Y.size
-    tb = batch_size(B, n_targets=T, per_target=per_target, fixed=fixed, max_memory=max_memory)
-
-    scores = np.empty((n_alphas, T), dtype=np.float64)
-    tie_rtol = 8 * float(np.finfo(B.np_dtype).eps)
-    alpha_idx = np.empty(T, dtype=np.intp)
-    coef_view = coef_rows = None
-    if refit and device_side:
-        coef_rows = B.host_buffer((T, p))
-        coef = coef_rows.numpy().T
-    elif refit:
-        coef = np.empty((p, T), dtype=B.np_dtype)
-        coef_view = B.view_numpy(coef)
-    else:
-        coef = None
-    intercept = np.zeros(T, dtype=B.np_dtype) if refit else None
-
+    n_alphas, T = alphas_sorted.size, Y.shape[1]
+    n, p, folds, full = _decompositions(B, X, splits, fit_intercept=fit_intercept, solver=solver, refit=refit,
+                                        folds=folds, full=full)
+    maps = validation_maps(B, folds, alphas_sorted, criterion=criterion, n_targets=T, fold_maps=fold_maps,
+                           use_alpha_basis=use_alpha_basis)
+    full, w_full = (full, penalty_weights(B, full.s2, alphas_sorted)) if refit else (None, None)
+    Ysrc, tb = _batching(B, Y, folds, maps, full, n_alphas, p, max_memory)
+    out = _outputs(B, n_alphas, T, p, refit)
     if _batches_on_host_blas(B, T, work_flops(n, p, T, n_alphas, len(folds))):
-        # zero-copy numpy views of everything the batches read
-        B, host = Backend("numpy", "cpu", B.dtype), B
-        folds = [_host_view(host, d) for d in folds]
-        Aws = [host.to_numpy(a) for a in Aws]
-        mixes = [None if m_ is None else host.to_numpy(m_) for m_ in mixes]
-        if refit:
-            full, w_full, coef_view = _host_view(host, full), host.to_numpy(w_full), coef
-    x_mean_full = full.x_mean if (refit and fit_intercept) else None
-    ws = Workspace(B)
-    idx = [(B.index(d.train), B.index(d.test)) for d in folds]
-    for start in range(0, T, tb):
-        sl = slice(start, min(start + tb, T))
-        Yb = B.copy_into(ws.get("y", (n, sl.stop - start)), Ysrc[:, sl])
-        mu = None
-        if fit_intercept:
-            mu = Yb.mean(0)
-            Yb -= mu
-        acc = None
-        for d, ix, Aw, fold, mix in zip(folds, idx, Aws, folded, mixes):
-            s = _validation_scores(B, d, ix, Aw, Yb, n_alphas, criterion, fit_intercept, fold, mix, ws)
-            s = B.to_numpy(s).astype(np.float64)
-            acc = s if acc is None else acc + s
-        acc /= len(folds)
-        scores[:, sl] = acc
-        best = select_alphas(acc, rtol=tie_rtol)
-        alpha_idx[sl] = best
-        if refit:
-            c = B.matmul_into(ws.get("c_full", (full.rank, Yb.shape[1])), full.W.T, Yb)  # (r, b)
-            c *= w_full[B.index(best)].T
-            if coef_view is not None:  # straight into the caller's (p, T) array
-                cb = B.matmul_into(coef_view[:, sl], full.M, c)
-            else:
-                cb = B.matmul_into(ws.get("coef", (p, Yb.shape[1])), full.M, c)  # (p, b)
-                coef_rows[sl].copy_(cb.T)
-            if fit_intercept:
-                icp = mu - x_mean_full @ cb
-                intercept[sl] = B.to_numpy(icp)
-    # back to the caller's alpha order
-    cv_scores = np.empty_like(scores)
-    cv_scores[order] = scores
-    return RidgePath(alpha_index=order[alpha_idx], cv_scores=cv_scores, coef=coef, intercept=intercept)
+        B, folds, maps, full, w_full = on_host(B, folds, maps, full, w_full, out)
+    run_batches(B, Ysrc, tb, folds, maps, out, n_alphas=n_alphas, criterion=criterion,
+                fit_intercept=fit_intercept, full=full, w_full=w_full)
+    return _in_caller_order(out, order)
+
+
+def _in_caller_order(out: RidgeOutputs, order: np.ndarray) -> RidgePath:
+    """``out`` as a :class:`RidgePath`, back in the caller's alpha order.
+
+    ``order`` (n_alphas,) gives, for each sorted alpha, its index among the
+    caller's alphas.
+    """
+    cv_scores = np.empty_like(out.scores)
+    cv_scores[order] = out.scores
+    return RidgePath(alpha_index=order[out.alpha_idx], cv_scores=cv_scores, coef=out.coef, intercept=out.intercept)
 
 
 def work_flops(n: int, p: int, n_targets: int, n_alphas: int, n_folds: int) -> float:
