@@ -1,24 +1,16 @@
 """Load the fMRI runs of one subject and task into a Recording."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..data import invalid_targets, make_recording
-from ..errors import ConstantSignalError, CorruptFileError, DataQualityWarning, InputError, ShapeMismatchError
-from .fmri import (
-    DEFAULT_CLEAN,
-    FuncRun,
-    clean_in_blocks,
-    find_func_runs,
-    frame_offset,
-    repetition_time,
-    resolve_mask,
-    run_confounds,
-)
-from .nifti import load_header, n_volumes, read_masked
+from ..errors import ConstantSignalError, DataQualityWarning, InputError
+from .fmri import DEFAULT_CLEAN, FuncRun, clean_in_blocks, find_func_runs, frame_offset, run_confounds
+from .func_read import check_runs, common_tr, read_targets
 
 
 def _clean_options(clean: bool | dict) -> dict | None:
@@ -41,18 +33,6 @@ def _settle_filter(opts: dict) -> dict:
     if not opts.get("high_pass") and not opts.get("low_pass"):
         opts["filter"] = False
     return opts
-
-
-def _atlas_masker(atlas: Any, atlas_labels: Sequence[str] | None):
-    from nilearn.maskers import NiftiLabelsMasker, NiftiMapsMasker
-
-    img = load_header(atlas) if isinstance(atlas, (str, Path)) else atlas
-    if len(img.shape) == 4 and img.shape[3] > 1:
-        return NiftiMapsMasker(maps_img=img, standardize=None, resampling_target="data"), "maps"
-    return (
-        NiftiLabelsMasker(labels_img=img, labels=atlas_labels, strategy="mean", standardize=None, resampling_target="data"),
-        "labels",
-    )
 
 
 def load_func(
@@ -82,14 +62,60 @@ def load_func(
     runs : list of FuncRun
         What was read, for the word tables.
     """
-    import warnings
-
     found = find_func_runs(root, sub, task, session=session, runs=runs, derivatives=derivatives, space=space)
-    trs = [repetition_time(r, tr) for r in found]
-    if len({round(t, 6) for t in trs}) > 1:
-        raise ShapeMismatchError(f"runs have different RepetitionTime values {trs}: load them separately")
-    t_r = trs[0]
+    t_r = common_tr(found, tr)
     off = frame_offset(frame_time)
+    opts, confounds = _clean_plan(clean, confounds, derivatives)
+    ref, nvols = check_runs(found, t_r)
+    Y, target, ijk, extra = read_targets(found, ref, nvols, mask, atlas, atlas_labels, chunk_mb)
+    run_labels = np.concatenate([np.full(n, "1" if r.run is None else str(r.run), dtype=object) for r, n in zip(found, nvols)])
+    Y, target, ijk, n_bad, load_warnings = _drop_invalid(Y, target, ijk, run_labels, sub, task)
+    Y, times, labels = _clean_runs(Y, found, nvols, run_labels, t_r, off, opts, confounds)
+    rec = make_recording(
+        Y,
+        times,
+        labels,
+        modality="fmri",
+        target=target,
+        tr=t_r,
+        units="z" if opts is not None and opts.get("standardize") else "a.u.",
+        sources=_sources(found, atlas if atlas is not None else mask),
+        frame_time=off,
+        space=space or ("native" if derivatives is None else "unknown"),
+        n_dropped_targets=n_bad,
+        run_spans=[f"{'1' if r.run is None else r.run}:{n * t_r:g}" for r, n in zip(found, nvols)],
+        warnings=load_warnings,
+        clean=str(opts),
+        confounds=str(confounds),
+        **extra,
+    )
+    if ijk is not None:
+        for k, v in dict(voxel_i=ijk[:, 0], voxel_j=ijk[:, 1], voxel_k=ijk[:, 2]).items():
+            rec = rec.assign_coords({k: ("target", v)})
+    return rec, found
+
+
+def _clean_plan(clean: bool | dict, confounds: Any, derivatives: Path | None) -> tuple[dict | None, Any]:
+    """Settle the cleaning options and which confounds go with them.
+
+    Parameters
+    ----------
+    clean : bool or dict
+        ``load_func``'s ``clean``.
+    confounds : Any
+        ``load_func``'s ``confounds``; ``"auto"`` is ``"simple"`` for
+        derivatives that are cleaned, None otherwise.
+    derivatives : Path or None
+        The fMRIPrep folder, if any.
+
+    Returns
+    -------
+    opts : dict or None
+        nilearn.signal.clean options (None: no cleaning). High-pass is off
+        when fMRIPrep confounds (their cosine regressors) are regressed out.
+    confounds : Any
+        The resolved confounds strategy.
+    """
     opts = _clean_options(clean)
     if isinstance(confounds, str) and confounds == "auto":
         confounds = "simple" if derivatives is not None and opts is not None else None
@@ -97,60 +123,32 @@ def load_func(
         opts["high_pass"] = None  # fMRIPrep's cosine regressors already remove slow drifts
     if opts is not None:
         _settle_filter(opts)
-    imgs = [load_header(r.bold) for r in found]
-    nvols = [n_volumes(i) for i in imgs]
-    for r, img, n in zip(found, imgs, nvols):
-        if len(img.shape) != 4 or n < 2:
-            raise CorruptFileError(f"{r.bold} holds {n} volume (shape {tuple(img.shape)}): a BOLD run is a 4-D "
-                                   "time series of several volumes")
-    ref = imgs[0]
-    for r, img in zip(found, imgs):
-        if img.shape[:3] != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-4):
-            raise ShapeMismatchError(
-                f"{r.bold} has grid {img.shape[:3]} but {found[0].bold} has {ref.shape[:3]} (or different affines)"
-            )
-        zoom = img.header.get_zooms()
-        if len(zoom) > 3 and zoom[3] and abs(float(zoom[3]) - t_r) > 1e-3 and float(zoom[3]) != 1.0:
-            warnings.warn(
-                f"{r.bold}: header time step {zoom[3]} s differs from RepetitionTime {t_r} s; using {t_r} s",
-                DataQualityWarning,
-                stacklevel=3,
-            )
-    extra: dict = {}
-    if atlas is not None:
-        masker, kind = _atlas_masker(atlas, atlas_labels)
-        parts = []
-        for r in found:
-            parts.append(np.asarray(masker.fit_transform(str(r.bold)), dtype=np.float32))
-        Y = np.concatenate(parts)
-        del parts
-        names = _region_names(masker, kind, Y.shape[1])
-        target = np.asarray(names)
-        extra.update(atlas=str(atlas) if isinstance(atlas, (str, Path)) else "image", target_kind="parcel")
-        ijk = None
-    else:
-        vox_mask, mask_src = resolve_mask(mask, found, ref)
-        if vox_mask is None:
-            from nilearn.masking import compute_epi_mask
+    return opts, confounds
 
-            vox_mask = np.asarray(compute_epi_mask(str(found[0].bold)).dataobj) > 0
-            mask_src = f"compute_epi_mask({found[0].bold.name})"
-            if not vox_mask.any():
-                raise InputError(f"nilearn computed an empty brain mask from {found[0].bold}: pass mask= or atlas=")
-        ijk = np.argwhere(vox_mask)
-        Y = np.empty((sum(nvols), ijk.shape[0]), dtype=np.float32)
-        a = 0
-        for r, n in zip(found, nvols):
-            read_masked(r.bold, vox_mask, chunk_mb=chunk_mb, out=Y[a : a + n])
-            a += n
-        target = np.ravel_multi_index(tuple(ijk.T), vox_mask.shape)  # identity: flat C-order index in the grid
-        extra.update(
-            affine=[float(v) for v in ref.affine.ravel()],
-            volume_shape=[int(s) for s in ref.shape[:3]],
-            mask=str(mask_src),
-            target_kind="voxel",
-        )
-    run_labels = np.concatenate([np.full(n, "1" if r.run is None else str(r.run), dtype=object) for r, n in zip(found, nvols)])
+
+def _drop_invalid(
+    Y: np.ndarray, target: np.ndarray, ijk: np.ndarray | None, run_labels: np.ndarray, sub: str, task: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, list[str]]:
+    """Drop the targets that are constant or non-finite in some run, keeping target identity.
+
+    Parameters
+    ----------
+    Y : ndarray (time, target)
+    target, ijk : ndarray
+        Target identities (and voxel grid indices, or None), subset alike.
+    run_labels : ndarray
+        Run label per row of ``Y``.
+    sub, task : str
+        For the messages.
+
+    Returns
+    -------
+    Y, target, ijk
+        The kept targets.
+    n_dropped : int
+    load_warnings : list of str
+        The drop message (also warned): it goes on ``rec.attrs['warnings']``.
+    """
     nonfinite, constant = invalid_targets(Y, run_labels)
     bad = nonfinite | constant
     if bad.all():
@@ -163,15 +161,46 @@ def load_func(
             f"sub-{sub} task-{task}: dropped {int(bad.sum())} of {bad.size} targets "
             f"({int(constant.sum())} constant within a run, {int(nonfinite.sum())} with NaN/inf values)"
         )
-        warnings.warn(load_warnings[-1], DataQualityWarning, stacklevel=3)
+        warnings.warn(load_warnings[-1], DataQualityWarning, stacklevel=4)  # as when inline in load_func
         keep = np.flatnonzero(~bad)
         Y = Y[:, keep]
         target = target[keep]
         if ijk is not None:
             ijk = ijk[keep]
+    return Y, target, ijk, int(bad.sum()), load_warnings
+
+
+def _clean_runs(
+    Y: np.ndarray, found: Sequence[FuncRun], nvols: Sequence[int], run_labels: np.ndarray,
+    t_r: float, off: float, opts: dict | None, confounds: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clean each run (regressing out its confounds, censoring volumes) and time its volumes.
+
+    Parameters
+    ----------
+    Y : ndarray (time, target)
+        The runs stacked in time.
+    found, nvols, run_labels
+        The runs, their volume counts and the run label per row.
+    t_r, off : float
+        Repetition time (s) and frame offset (fraction of a TR).
+    opts : dict or None
+        Cleaning options (None: no cleaning; then ``confounds`` must be None).
+    confounds : Any
+        The confounds strategy.
+
+    Returns
+    -------
+    Y : ndarray (time, target)
+        Without the censored volumes.
+    times : ndarray
+        ``(i + off) * t_r`` per kept volume, per run.
+    labels : ndarray of str
+        Run label per kept volume.
+    """
     times, labels, rows = [], [], []
     a = 0
-    for r, n, lab in zip(found, nvols, (run_labels[np.cumsum([0] + nvols[:-1])])):
+    for r, n, lab in zip(found, nvols, (run_labels[np.cumsum([0] + list(nvols[:-1]))])):
         block = Y[a : a + n]
         kept = np.arange(n)
         if opts is not None:
@@ -189,30 +218,7 @@ def load_func(
             parts.append(Y[a : a + n] if b is None else b)
             a += n
         Y = np.concatenate(parts)
-    coords = {}
-    if ijk is not None:
-        coords = dict(voxel_i=ijk[:, 0], voxel_j=ijk[:, 1], voxel_k=ijk[:, 2])
-    rec = make_recording(
-        Y,
-        np.concatenate(times),
-        np.concatenate(labels).astype(str),
-        modality="fmri",
-        target=target,
-        tr=t_r,
-        units="z" if opts is not None and opts.get("standardize") else "a.u.",
-        sources=_sources(found, atlas if atlas is not None else mask),
-        frame_time=off,
-        space=space or ("native" if derivatives is None else "unknown"),
-        n_dropped_targets=int(bad.sum()),
-        run_spans=[f"{'1' if r.run is None else r.run}:{n * t_r:g}" for r, n in zip(found, nvols)],
-        warnings=load_warnings,
-        clean=str(opts),
-        confounds=str(confounds),
-        **extra,
-    )
-    for k, v in coords.items():
-        rec = rec.assign_coords({k: ("target", v)})
-    return rec, found
+    return Y, np.concatenate(times), np.concatenate(labels).astype(str)
 
 
 def _sources(found: Sequence[FuncRun], image: Any) -> list[str]:
@@ -225,15 +231,3 @@ def _sources(found: Sequence[FuncRun], image: Any) -> list[str]:
     if isinstance(image, (str, Path)):
         files.append(image)
     return list(dict.fromkeys(str(f) for f in files if f is not None and Path(f).is_file()))
-
-
-def _region_names(masker, kind: str, n: int) -> list:
-    names = getattr(masker, "region_names_", None)
-    if isinstance(names, dict) and len(names) == n:
-        return [str(names[k]) for k in sorted(names)]
-    ids = getattr(masker, "region_ids_", None)
-    if isinstance(ids, dict):
-        vals = [ids[k] for k in sorted(ids, key=str) if k != "background"]
-        if len(vals) == n:
-            return [str(v) for v in vals]
-    return [str(i) for i in range(n)]
