@@ -1,5 +1,5 @@
 """brainalign: how well each layer of a language model lines up with the brain."""
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def __getattr__(name):  # lazy: `import brainalign` stays light

@@ -20,7 +20,7 @@ import sklearn
 import xarray as xr
 from scipy import stats
 
-from .. import __version__
+from .._version import __version__
 from ..encoding import DEFAULT_ALPHAS, fdr_bh
 from ..errors import InputError, ShapeMismatchError
 from .choices import SCORING_METHODS

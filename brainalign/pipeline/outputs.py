@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .. import __version__
+from .._version import __version__
 from ..errors import check_safe_label
 from .provenance import input_hashes, inputs_unchanged, model_identity, model_unchanged, sources_of
 
