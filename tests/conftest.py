@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _damaged_cases import make_world
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -23,3 +24,9 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real recordings not found at {path} (set BRAINALIGN_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def damaged_world(tmp_path_factory):
+    """The small simulated dataset and activation cache the damaged-input corpus starts from."""
+    return make_world(tmp_path_factory)
