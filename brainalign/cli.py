@@ -12,6 +12,10 @@ Sub-commands::
     brainalign simulate OUT_DIR [--modality fmri|meg|ieeg] ...
     brainalign cache list|du|clear [--cache-dir DIR]
     brainalign report OUTPUT_DIR
+    brainalign serve [--port 8765] [--state-dir DIR] [--data-root DIR ...] [--database URL] ...
+    brainalign token create USER [--admin]
+    brainalign submit CONFIG --server URL [--wait]
+    brainalign jobs --server URL
 
 Exit codes: 0 everything done; 1 partial (some participants failed, the others
 finished; see OUTPUT_DIR/logs/failures.json); 2 input refused (bad option,
@@ -31,7 +35,7 @@ from . import errors
 from .errors import BrainAlignError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-SUBCOMMANDS = ("run", "demo", "simulate", "cache", "report")
+SUBCOMMANDS = ("run", "demo", "simulate", "cache", "report", "serve", "token", "submit", "jobs")
 _MACHINE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                    errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.EMFILE}
 _SEEN_WARNINGS: set[str] = set()
@@ -119,6 +123,9 @@ def sub_parser() -> argparse.ArgumentParser:
     rp = sp.add_parser("report", help="(re)write the HTML reports of an output folder")
     rp.add_argument("output_dir")
     _common(rp)
+    from .service.commands import add_parsers
+
+    add_parsers(sp, _common)
     return p
 
 
@@ -241,6 +248,10 @@ def _bids_app(args) -> int:
 
 def _dispatch(args) -> int:
     _quiet_libraries()
+    from .service.commands import SERVICE_COMMANDS, dispatch
+
+    if args.command in SERVICE_COMMANDS:
+        return dispatch(args)
     if args.command == "run":
         from .pipeline.study import run_config
 

@@ -139,3 +139,7 @@ def check_safe_label(label: str, what: str = "label") -> str:
             "(no path separators, no '..', no '_')"
         )
     return s
+
+
+class JobCancelled(BrainAlignError):
+    """A service job was cancelled by its user; raised at a task boundary to stop the run."""

@@ -146,11 +146,20 @@ def _task_list(cfg: PipelineConfig, specs: StudySpecs, pending, layer_lists, tas
 
 
 def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=None, scheduler=None,
-              progress: bool = True, debug: bool = False) -> RunSummary:
+              progress: bool = True, debug: bool = False,
+              on_event: Callable[[dict], None] | None = None) -> RunSummary:
     """Run the participant level of a study and write its outputs.
 
     Returns a :class:`RunSummary`; raises only for input refused before any work
     (unknown participant, bad configuration, too few participants for a ceiling).
+
+    ``on_event``, when given, is called in this process with a plain dict after each
+    step: ``{"kind": "planned", "tasks": n, "pending": [[subject, model], ...],
+    "skipped": [...], "failed": {subject: reason}}`` once the tasks are known, then
+    ``{"kind": "task", "done": i, "total": n, "subject", "model", "layers",
+    "error"}`` as each task finishes and ``{"kind": "written", "subject", "model"}``
+    when a participant's outputs are on disk. An exception raised by ``on_event``
+    stops the run at that task boundary and propagates (the service's cancel).
     """
     specs = specs_from_config(cfg)
     out = check_study_paths(cfg, out_dir or specs.outputs.dir or "brainalign-out")  # refused before any work
@@ -176,30 +185,40 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
     outputs.write_dataset_description(out, [source_root(src)], name=specs.name)  # after the model check
     tasks, groups = _task_list(cfg, specs, pending, layer_lists, task, summary, neural=everyone is not None,
                                debug=debug)
+    emit = on_event or (lambda event: None)
+    emit({"kind": "planned", "tasks": len(tasks), "pending": [[s, specs.models[mi].label] for s, mi in pending],
+          "skipped": [list(x) for x in summary.skipped], "failed": dict(summary.failed)})
+
+    def write(s, mi, chunks, ceiling_r=None):
+        _write_one(cfg, specs, chunks, s, task, mi, ceiling_r, h, out, summary)
+        if (s, specs.models[mi].label) in summary.done:
+            emit({"kind": "written", "subject": s, "model": specs.models[mi].label})
+
     ready = _run(tasks, groups, summary, n_jobs or specs.execution.n_jobs, scheduler or specs.execution.scheduler,
-                 progress, write=None if everyone is not None else
-                 (lambda s, mi, chunks: _write_one(cfg, specs, chunks, s, task, mi, None, h, out, summary)))
+                 progress, write=None if everyone is not None else write, emit=emit, labels=[m.label for m in specs.models])
     if everyone is not None:
         neural = {s: y for (s, _), (_, y) in ready.items() if y is not None}
         neural.update(ceiling.load_others(everyone, neural, _load_clean(specs, task)))
         ceilings = ceiling.loo_isc(neural, everyone)
         for (s, mi), (chunks, _) in ready.items():
-            _write_one(cfg, specs, chunks, s, task, mi, ceilings.get(s), h, out, summary)
+            write(s, mi, chunks, ceilings.get(s))
     outputs.write_failures(out, summary.failed)
     if specs.outputs.report:
         summary.reports = write_participant_reports(out, [s for s in subjects if s not in summary.failed])
     return summary
 
 
-def _run(tasks, groups, summary, n_jobs, scheduler, progress, write) -> dict:
+def _run(tasks, groups, summary, n_jobs, scheduler, progress, write, emit, labels) -> dict:
     """Run the tasks; each participant x model whose chunks are all in goes to ``write(s, mi, chunks)``,
     or, when ``write`` is None, is returned as ``{(s, mi): (chunks, neural)}``."""
     results: dict[int, Any] = {}
     ready = {}
     bar = _bar(len(tasks), progress)
-    for i, res, err in run_tasks(run_task, tasks, n_jobs=n_jobs, scheduler=scheduler):
+    for n, (i, res, err) in enumerate(run_tasks(run_task, tasks, n_jobs=n_jobs, scheduler=scheduler), 1):
         bar.update(1)
         s, mi = tasks[i]["subject"], tasks[i]["model"]
+        emit({"kind": "task", "done": n, "total": len(tasks), "subject": s, "model": labels[mi],
+              "layers": list(tasks[i]["layers"]), "error": err})
         if err is not None:
             summary.failed.setdefault(s, err)
             results[i] = None
