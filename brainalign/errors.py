@@ -143,3 +143,13 @@ def check_safe_label(label: str, what: str = "label") -> str:
 
 class JobCancelled(BrainAlignError):
     """A service job was cancelled by its user; raised at a task boundary to stop the run."""
+
+
+# --- service (issue 12) ------------------------------------------------------------
+class ServiceError(BrainAlignError):
+    """The alignment service's store or runner refused something (bad user name, unusable database)."""
+
+
+class AccessDeniedError(ServiceError, PermissionError):
+    """A submitted job names a path outside the server's data or model roots, or asks for
+    something the server does not allow (``trust_remote_code``); the API answers 403."""
