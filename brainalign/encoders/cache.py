@@ -40,11 +40,13 @@ __all__ = [
     "default_cache_dir",
     "disk_usage",
     "entry_key",
+    "hit_counts",
     "list_entries",
 ]
 
 ENTRIES = "activations"
 FINGERPRINTS = "fingerprints"
+STATS = "stats"  # use counts: stats/hits/<key>, stats/misses (one byte per read)
 FORMAT = 1
 _PROCESS_MEMO: dict[tuple, str] = {}  # (folder, file stamps) -> fingerprint, for this process
 
@@ -121,8 +123,10 @@ class ActivationCache:
 
     # -- reading ----------------------------------------------------------------
     def read_meta(self, key: str) -> dict | None:
-        """The entry's description, or ``None`` when absent or unreadable."""
-        return _read_json(self.entry_dir(key) / "meta.json")
+        """The entry's description, or ``None`` when absent or unreadable (counted: :func:`hit_counts`)."""
+        meta = _read_json(self.entry_dir(key) / "meta.json")
+        _count_use(self.cache_dir, key if meta is not None else None)
+        return meta
 
     def read_array(self, key: str, name: int | str, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
         """One stored array (a layer number or a named extra), verified by checksum.
@@ -246,6 +250,35 @@ def fingerprint_folder(folder: Path, cache_dir: str | os.PathLike | None | bool 
     return _PROCESS_MEMO[(folder, stamps)]
 
 
+# -- use counts (for the service's /api/v1/cache and /metrics) --------------------
+def _count_use(root: Path, key: str | None) -> None:
+    """Append one byte to ``stats/hits/<key>`` (a read that found the entry) or ``stats/misses``.
+
+    Appends of one byte (``O_APPEND``) from any number of processes never lose a
+    count; a cache folder that cannot be written still works, uncounted.
+    """
+    path = root / STATS / ("hits/" + key if key else "misses")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def hit_counts(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``{"hits": {key: n}, "misses": n}``: reads of an entry's description that found it / did not."""
+    root = _as_dir(cache_dir) / STATS
+    hits = {}
+    if (root / "hits").is_dir():
+        hits = {p.name: p.stat().st_size for p in sorted((root / "hits").iterdir()) if p.is_file()}
+    misses = (root / "misses").stat().st_size if (root / "misses").is_file() else 0
+    return {"hits": hits, "misses": misses}
+
+
 # -- listing and cleaning (for ``brainalign cache ls|du|clear``) ------------------
 def _entry_dirs(root: Path) -> Iterable[Path]:
     base = root / ENTRIES
@@ -326,7 +359,7 @@ def clear(cache_dir: str | os.PathLike | None = None) -> dict[str, int]:
     root = _as_dir(cache_dir)
     n = len(list(_entry_dirs(root)))
     freed = disk_usage(root)
-    for sub in (ENTRIES, FINGERPRINTS):
+    for sub in (ENTRIES, FINGERPRINTS, STATS):
         if (root / sub).is_dir():
             shutil.rmtree(root / sub)
     return {"entries": n, "bytes": freed}
