@@ -153,3 +153,9 @@ class ServiceError(BrainAlignError):
 class AccessDeniedError(ServiceError, PermissionError):
     """A submitted job names a path outside the server's data or model roots, or asks for
     something the server does not allow (``trust_remote_code``); the API answers 403."""
+
+
+# --- service client (issue 12) -----------------------------------------------------
+class ClientError(BrainAlignError):
+    """A brainalign service refused a client's request or could not be reached; the
+    message names the server's answer (HTTP status and detail)."""
