@@ -1,0 +1,52 @@
+"""Request body size limit (HTTP 413), as plain ASGI middleware.
+
+A declared ``Content-Length`` over the limit is answered at once, before the body
+is read; a body sent without one (chunked) is counted as it arrives and the
+request stops with :class:`BodyTooLarge` (answered 413 by the app's handler) once
+it passes the limit, so no oversized body is ever held in memory.
+"""
+from __future__ import annotations
+
+import json
+
+
+class BodyTooLarge(Exception):
+    """A request body over the server's limit."""
+
+
+def _message(max_bytes: int) -> str:
+    return f"request body too large: the limit is {max_bytes} bytes"
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over ``max_bytes`` bytes."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
+            status = 413 if declared.strip().isdigit() else 400
+            text = _message(self.max_bytes) if status == 413 else "Content-Length is not a number"
+            body = json.dumps({"detail": text}).encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                    (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})
+            return None
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(_message(self.max_bytes))
+            return message
+
+        return await self.app(scope, counted, send)
