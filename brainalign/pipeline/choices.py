@@ -27,7 +27,17 @@ RSA_TRANSFORMS = ("none", "gt", "geodesic")
 #: ``scoring.layer_selection``: "argmax" + brainalign.encoding.layer_id.METHODS + "rsa".
 LAYER_SELECTION = ("argmax", "unique", "unique_adjacent", "unique_pairwise", "single", "rsa")
 #: ``scoring.methods`` (the pipeline's scorers).
-SCORING_METHODS = ("encoding", "rsa")
+SCORING_METHODS = ("encoding", "rsa", "geometry")
+#: ``scoring.geometry.metrics``: brainalign.pipeline.geometry_scores.METRICS (the geometry kernels
+#: between brain and layer patterns, and "id", each layer's intrinsic dimension).
+GEOMETRY_METRICS = ("mutual_knn", "cycle_knn", "cknna", "cka", "shape", "shape_cv", "id")
+#: ``scoring.geometry.cka_kernel``, ``shape_kind``, ``id_method``: brainalign.geometry.KERNELS / KINDS / ID_METHODS.
+GEOMETRY_CKA_KERNELS = ("linear", "rbf")
+GEOMETRY_SHAPE_KINDS = ("angular", "euclidean")
+GEOMETRY_ID_METHODS = ("twonn", "gride")
+#: ``scoring.rsa.geodesic_method``, ``zero_edges``: brainalign.rsa.topology.GEODESIC_METHODS / ZERO_EDGES.
+RSA_GEODESIC_METHODS = ("twostep", "p_shortest", "p_nearest", "k_nearest")
+RSA_ZERO_EDGES = ("drop", "keep")
 #: ``scoring.baseline_penalty`` (the pipeline's two baseline fits).
 BASELINE_PENALTIES = ("banded", "shared")
 #: ``models.context`` and ``models.pooling``: brainalign.encoders.hf.CONTEXTS / POOLINGS.

@@ -25,6 +25,7 @@ from scipy import stats
 from ..encoding import fdr_bh
 from ..errors import MissingDataError
 from . import outputs
+from .geometry_scores import geometry_rows, geometry_var
 
 GROUP_COLUMNS = ("task", "model", "layer", "target", "method", "metric", "value", "n_subjects")
 
@@ -35,6 +36,7 @@ class GroupResult:
 
     tables: dict = field(default_factory=dict)
     report: Path | None = None
+    convergence: list = field(default_factory=list)
 
 
 def _test(x: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -136,6 +138,14 @@ def group_stats(dsets: list[xr.Dataset], *, test: str = "wilcoxon", ci: float = 
         del s["stat"]
         frames += _rows(task, model, s, st["layer"].values, st["region"].values, "rsa",
                         np.sum(np.isfinite(x), 0).reshape(st.shape[1:]))
+    for _, metric in geometry_rows(dsets[0]):  # geometry: mean and CI only (no test against 0)
+        st = xr.concat([geometry_var(d, metric) for d in dsets], dim="subject", join="outer",
+                       fill_value=np.nan).transpose("subject", "layer", "region")
+        x = st.values.reshape(len(dsets), -1)
+        s = _summary(x, st.shape[1:], **dict(opts, test="none"))
+        frames += _rows(task, model, {f"{k}_{metric}": s[k] for k in ("mean", "ci_low", "ci_high")},
+                        st["layer"].values, st["region"].values, "geometry",
+                        np.sum(np.isfinite(x), 0).reshape(st.shape[1:]))
     if not frames:
         return pd.DataFrame(columns=list(GROUP_COLUMNS))
     df = pd.concat(frames, ignore_index=True)
@@ -199,4 +209,7 @@ def run_group(out_dir, cfg=None) -> GroupResult:
         outputs.write_group(table, out, task, model, maps=maps,
                             settings=dict(settings, statistics=stats, participants=[d.attrs["subject"] for d in dsets]))
         res.tables[(task, model)] = table
+    if cfg is not None:  # scoring.methods geometry with two or more models: model x model matrices
+        from .convergence import write_convergence
+        res.convergence = write_convergence(out, cfg)
     return res

@@ -23,6 +23,7 @@ import xarray as xr
 from .._version import __version__
 from ..errors import check_safe_label
 from .provenance import input_hashes, inputs_unchanged, model_identity, model_unchanged, sources_of
+from .geometry_scores import geometry_rows
 
 SCORE_COLUMNS = ("subject", "task", "model", "layer", "target", "method", "metric", "fold", "value")
 COLUMN_DESCRIPTIONS = {
@@ -32,14 +33,17 @@ COLUMN_DESCRIPTIONS = {
     "layer": "model layer (0 = embeddings); n/a for the baseline and the ceiling",
     "target": ("target identity: flat C-order voxel index in the input's volume grid (volumetric fMRI), "
                "ROI name, channel name or ERP measure; kept when other targets are dropped"),
-    "method": "'encoding' (cross-validated ridge) or 'rsa'",
+    "method": "'encoding' (cross-validated ridge), 'rsa' or 'geometry' (brainalign.geometry)",
     "metric": (
         "r: mean over outer folds of Pearson r on held-out data (baseline + layer when a baseline "
         "is configured); alpha: ridge penalty (median over folds for fold n/a); p: one-sided p "
         "(t-test of fold r > 0, or permutation p); p_fdr: Benjamini-Hochberg q over layer x target; "
         "ceiling: noise ceiling; r_norm: r / ceiling; delta_r: r(baseline + layer) - r(baseline); "
         "rsa metrics: RDM comparison (e.g. spearman); layer_id: layer chosen by scoring.layer_selection "
-        "(layer_id_score: its criterion per layer); p_best: bootstrap share of RSA layer identification"
+        "(layer_id_score: its criterion per layer); p_best: bootstrap share of RSA layer identification; "
+        "geometry: mutual_knn, cycle_knn, cknna, cka (similarities), shape, shape_cv (distances, radians when "
+        "angular) between a region's patterns and the layer's on the RSA items, id: the layer's intrinsic "
+        "dimension over words (target 'all')"
     ),
     "fold": "outer CV fold index, n/a for values pooled over folds",
     "value": "the number",
@@ -194,6 +198,8 @@ def scores_table(ds: xr.Dataset, *, baseline_label: str | None = "baseline", sav
     if "rsa_layer_id" in ds:
         add(ds["rsa_layer_id"].astype(float).expand_dims(region=["all"]), "layer_id", method="rsa")
         add(ds["rsa_layer_p_best"].expand_dims(region=["all"]).transpose("layer", "region"), "p_best", method="rsa")
+    for var, metric in geometry_rows(ds):  # scoring.methods geometry
+        add(var, metric, method="geometry")
     if not parts:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
     df = pd.concat(parts, ignore_index=True)

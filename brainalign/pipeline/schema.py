@@ -208,6 +208,49 @@ class RSAConfig(_Strict):
     lower: float = Field(0.2, ge=0, le=1)
     upper: float = Field(0.8, ge=0, le=1)
     n_items: int = Field(200, ge=4, description="items (time blocks or words) in the RDMs")
+    geodesic_method: Literal[C.RSA_GEODESIC_METHODS] = Field(
+        "twostep", description="transform 'geodesic': the tRSA authors' graph (brainalign.rsa.geodesic method)")
+    zero_edges: Literal[C.RSA_ZERO_EDGES] = Field(
+        "drop", description="geodesic: pairs of GT value 0 are no edge ('drop', the authors') or zero-cost ('keep')")
+    p: float = Field(0.05, gt=0, le=1, description="geodesic p_shortest/p_nearest: fraction of pairs/stimuli")
+    k: int = Field(1, ge=1, description="geodesic k_nearest: neighbours per stimulus")
+    rank: bool = Field(True, description="geodesic: rank-transform the path lengths (the authors' default)")
+    select_gt: bool = Field(
+        False, description="group level: choose (lower, upper) by leave-one-participant-out identification of the "
+        "regions from the neural RDMs alone (brainalign.rsa.select_gt), then re-score RSA with that band")
+    select_step: float = Field(0.05, gt=0, le=0.5, description="select_gt: grid step of lower and upper")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.lower > self.upper:
+            raise ValueError(f"lower ({self.lower}) must be <= upper ({self.upper})")
+        if self.select_gt and self.transform == "none":
+            raise ValueError("select_gt needs transform 'gt' or 'geodesic'")
+        return self
+
+
+class GeometryConfig(_Strict):
+    """Representational geometry between brain patterns and layer features (brainalign.geometry)."""
+
+    metrics: list[Literal[C.GEOMETRY_METRICS]] = Field(
+        default_factory=lambda: ["mutual_knn", "cka", "shape", "id"],
+        description="per layer and region on the RSA items; 'id': each layer's intrinsic dimension over words")
+    k: int = Field(10, ge=1, description="neighbours of mutual_knn, cycle_knn and cknna")
+    cka_kernel: Literal[C.GEOMETRY_CKA_KERNELS] = "linear"
+    debiased: bool = Field(False, description="cka: Song et al.'s unbiased HSIC")
+    alpha: float = Field(1.0, ge=0, le=1, description="shape: partial whitening (1 Procrustes, 0 CCA-like)")
+    shape_kind: Literal[C.GEOMETRY_SHAPE_KINDS] = "angular"
+    shape_folds: int = Field(5, ge=2, description="shape_cv: contiguous folds of items")
+    id_method: Literal[C.GEOMETRY_ID_METHODS] = "twonn"
+    id_scale: int = Field(1, ge=1, description="gride: the scale n1 (n2 = 2 n1)")
+    convergence: bool = Field(True, description="with two or more models: layer x layer model-to-model matrices")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v):
+        if not v:
+            raise ValueError("choose at least one geometry metric")
+        return list(dict.fromkeys(v))
 
 
 class ScoringConfig(_Strict):
@@ -224,12 +267,13 @@ class ScoringConfig(_Strict):
         "argmax", description="argmax of r; 'unique'/'unique_adjacent'/'unique_pairwise'/'single': brainalign.encoding.layer_id."
         "identify_layer_by_encoding (variance partitioning); 'rsa': brainalign.rsa.identify_layer")
     rsa: RSAConfig = Field(default_factory=RSAConfig)
+    geometry: GeometryConfig = Field(default_factory=GeometryConfig)
 
     @field_validator("methods")
     @classmethod
     def _methods(cls, v):
         if not v:
-            raise ValueError("choose at least one of 'encoding', 'rsa'")
+            raise ValueError("choose at least one of 'encoding', 'rsa', 'geometry'")
         return list(dict.fromkeys(v))
 
     @field_validator("alphas")

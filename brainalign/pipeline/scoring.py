@@ -14,6 +14,7 @@ import xarray as xr
 
 from .. import rsa
 from ..encoding import BandedRidgeCV, cross_validated_scores, folds_to_splits
+from . import geometry_scores
 from .prepare import Prepared
 from .specs import RSASpec, ScoreSpec
 
@@ -56,11 +57,13 @@ def blocks(n: int, n_items: int) -> list[np.ndarray]:
 
 
 def transform_rdm(d: np.ndarray, spec: RSASpec) -> np.ndarray:
-    """The RDM after ``spec.transform`` (none, gt, geodesic with ``lower``/``upper``)."""
+    """The RDM after ``spec.transform``: none, gt (``lower``/``upper``), or geodesic (the tRSA
+    authors' graph ``geodesic_method`` with ``lower``/``upper``, ``zero_edges``, ``p``, ``k``, ``rank``)."""
     if spec.transform == "gt":
         return np.asarray(rsa.gt_transform(d, lower=spec.lower, upper=spec.upper))
     if spec.transform == "geodesic":
-        return np.asarray(rsa.geodesic(d, lower=spec.lower, upper=spec.upper))
+        return np.asarray(rsa.geodesic(d, lower=spec.lower, upper=spec.upper, method=spec.geodesic_method,
+                                       zero_edges=spec.zero_edges, p=spec.p, k=spec.k, rank=spec.rank))
     return d
 
 
@@ -109,6 +112,7 @@ def score_prepared(P: Prepared, activations: xr.DataArray, spec: ScoreSpec, *, w
     n_t = P.Y.shape[1]
     warns: list[str] = []
     r_folds, a_folds, rsa_vals, layers = [], [], [], []
+    geo: list[dict] = []  # scoring.methods geometry: per layer {metric: (n_regions,)}
     for layer, X in P.designs(activations):
         layers.append(layer)
         if "encoding" in spec.methods:
@@ -122,6 +126,10 @@ def score_prepared(P: Prepared, activations: xr.DataArray, spec: ScoreSpec, *, w
                 rsa_vals.append(np.full(len(P.regions), np.nan))
             else:
                 rsa_vals.append(rsa_scores(X, P.Y, P.regions, spec.rsa))
+        if "geometry" in spec.methods:
+            vals, w = geometry_scores.region_geometry(X, P.Y, P.regions, spec.rsa, spec.geometry)
+            geo.append(vals)
+            warns += [x for x in w if x not in warns]
     coords: dict[str, Any] = {"layer": layers, "target": P.targets}
     data: dict[str, Any] = {}
     if r_folds:
@@ -139,4 +147,6 @@ def score_prepared(P: Prepared, activations: xr.DataArray, spec: ScoreSpec, *, w
         data["rsa"] = (("layer", "region"), np.stack(rsa_vals))
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(alignment=P.method, modality=P.modality, n_samples=P.n_samples, warnings=json.dumps(warns))
+    if "geometry" in spec.methods:
+        ds = geometry_scores.add_geometry(ds, geo, activations, P.regions, spec.geometry)
     return ds

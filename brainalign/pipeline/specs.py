@@ -18,6 +18,7 @@ spec               from                             read by
 :class:`CVSpec`         ``scoring.cv``, ``inner_cv`` :mod:`.prepare` (folds), the scorers
 :class:`RSASpec`        ``scoring.rsa``             :mod:`.scoring`, :mod:`.selection`
 :class:`ScoreSpec`      ``scoring``                 :mod:`.scoring`, :mod:`.selection`
+:class:`GeometrySpec`   ``scoring.geometry``        :mod:`.geometry_scores`
 :class:`StatsSpec`      ``statistics``              :func:`.api.finalize`, :mod:`.ceiling`, group
 :class:`OutputSpec`     ``outputs``                 the planner, :mod:`.outputs`
 :class:`ExecSpec`       ``execution``               the planner, :mod:`.executor`
@@ -143,6 +144,34 @@ class RSASpec:
     lower: float = 0.2
     upper: float = 0.8
     n_items: int = 200
+    geodesic_method: str = "twostep"
+    zero_edges: str = "drop"
+    p: float = 0.05
+    k: int = 1
+    rank: bool = True
+    select_gt: bool = False
+    select_step: float = 0.05
+
+
+@dataclass(frozen=True)
+class GeometrySpec:
+    """Geometry metrics (brainalign.geometry) between brain and layer patterns, and each layer's ID.
+
+    ``k`` neighbours (k-NN metrics), CKA ``cka_kernel``/``debiased``, shape ``alpha``
+    (partial whitening), ``shape_kind`` and ``shape_folds`` (shape_cv), ID
+    ``id_method``/``id_scale`` (GRIDE's n1), ``convergence`` (model x model matrices).
+    """
+
+    metrics: tuple[str, ...] = ("mutual_knn", "cka", "shape", "id")
+    k: int = 10
+    cka_kernel: str = "linear"
+    debiased: bool = False
+    alpha: float = 1.0
+    shape_kind: str = "angular"
+    shape_folds: int = 5
+    id_method: str = "twonn"
+    id_scale: int = 1
+    convergence: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,6 +185,7 @@ class ScoreSpec:
     seed: int = 0
     cv: CVSpec = field(default_factory=CVSpec)
     rsa: RSASpec = field(default_factory=RSASpec)
+    geometry: GeometrySpec = field(default_factory=GeometrySpec)
 
 
 @dataclass(frozen=True)
@@ -241,7 +271,8 @@ def specs_from_config(cfg) -> StudySpecs:
         score=ScoreSpec(methods=tuple(sc.methods), alphas=tuple(float(a) for a in sc.alphas),
                         baseline_penalty=sc.baseline_penalty, layer_selection=sc.layer_selection, seed=sc.seed,
                         cv=CVSpec(kind=sc.cv.kind, n_folds=sc.cv.n_folds, column=sc.cv.column, inner_cv=sc.inner_cv),
-                        rsa=RSASpec(**sc.rsa.model_dump())),
+                        rsa=RSASpec(**sc.rsa.model_dump()),
+                        geometry=GeometrySpec(**{**sc.geometry.model_dump(), "metrics": tuple(sc.geometry.metrics)})),
         stats=StatsSpec(fdr=st.fdr, q=st.q, ceiling=st.ceiling, group_test=st.group_test, ci=st.ci,
                         n_bootstrap=st.n_bootstrap),
         outputs=OutputSpec(dir=cfg.outputs.dir, maps=cfg.outputs.maps, report=cfg.outputs.report,
