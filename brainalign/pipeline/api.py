@@ -24,11 +24,13 @@ from .._version import __version__
 from ..encoding import DEFAULT_ALPHAS, fdr_bh
 from ..errors import InputError, ShapeMismatchError
 from .choices import SCORING_METHODS
+from . import pvalues
 from .prepare import prepare
 from .result import AlignmentResult, merge_chunks
 from .scoring import score_prepared
 from .specs import AlignSpec, CVSpec, RSASpec, ScoreSpec
 from .targets import copy_geometry
+from .uncertainty import layer_uncertainty
 
 #: Significance level of ``p_fdr`` when none is given (``statistics.q``).
 DEFAULT_Q = 0.05
@@ -73,6 +75,8 @@ def score_chunk(
     baseline_penalty: str = "banded",
     regions: Mapping[str, Sequence[int]] | None = None,
     rsa_options: Mapping[str, Any] | None = None,
+    permutations: int = ScoreSpec.permutations,
+    seed: int = 0,
 ) -> xr.Dataset:
     """Raw scores for the layers in ``activations`` (no FDR, no ceiling): one task's work.
 
@@ -83,7 +87,8 @@ def score_chunk(
     align = AlignSpec(method=alignment, delays=tuple(delays), window=window, trim=tuple(trim), tmin=tmin, tmax=tmax)
     cvs = CVSpec(kind=cv, n_folds=n_folds, column=cv_column, inner_cv=inner_cv)
     spec = ScoreSpec(methods=tuple(methods), alphas=tuple(alphas) if alphas is not None else DEFAULT_ALPHAS,
-                     baseline_penalty=baseline_penalty, cv=cvs, rsa=RSASpec(**dict(rsa_options or {})))
+                     baseline_penalty=baseline_penalty, cv=cvs, rsa=RSASpec(**dict(rsa_options or {})),
+                     permutations=int(permutations), seed=int(seed))
     P = prepare(recording, stimulus, baseline, align, cvs, baseline_delays=baseline_delays, regions=regions)
     return score_prepared(P, activations, spec, with_baseline=with_baseline, fit_baseline=fit_baseline)
 
@@ -97,21 +102,27 @@ def _fold_pvalues(r_folds: np.ndarray) -> np.ndarray:
 
 
 def finalize(ds: xr.Dataset, *, ceiling=None, fdr: bool = True, q: float = DEFAULT_Q) -> xr.Dataset:
-    """Across-layer statistics: fold p-values, FDR over layer x target, ceiling, delta r.
+    """Across-layer statistics: p-values, FDR over layer x target, ceiling, delta r.
 
-    ``q`` (``statistics.q``) is recorded as attr ``fdr_q``: the level at which
-    ``p_fdr`` is called significant by the reports.
+    ``p`` comes from the scorer's refit circular-shift null when ``scoring.permutations``
+    > 0 (:mod:`.pvalues`); without it, from the old one-sided t-test over the folds' r,
+    labelled as such. Recorded in attrs (and the sidecar's ``Statistics``): ``p_method``,
+    ``n_permutations``, ``fdr_family`` ("layer x target", or "none" without FDR), ``fdr_q``
+    (``statistics.q``, the level at which ``p_fdr`` is called significant by the reports),
+    and all of them as the JSON attr ``statistics``.
     """
     ds = ds.copy()
-    ds.attrs["fdr_q"] = float(q)
     if "r_folds" in ds:
         if "p" not in ds:
+            ds.attrs["n_permutations"] = 0
             ds["p"] = (("layer", "target"), _fold_pvalues(ds["r_folds"].values))
         p = ds["p"].values
         p_fdr = np.asarray(fdr_bh(p.ravel())).reshape(p.shape) if fdr else p.copy()
         ds["p_fdr"] = (("layer", "target"), p_fdr)
         if "baseline_r" in ds:
             ds["delta_r"] = ds["r"] - ds["baseline_r"]
+        ds = layer_uncertainty(ds, q=q)  # issue 14: p_best and the credible set from the held-out block sums
+    pvalues.record(ds, q, fdr and "r_folds" in ds)  # p_method, n_permutations, fdr_family, fdr_q
     if ceiling is not None and "r" in ds:
         c = np.asarray(ceiling, dtype=np.float64)
         if c.shape != (ds.sizes["target"],):
@@ -159,7 +170,8 @@ def align_model(
         ``tmax`` (s), ``cv`` ("contiguous", "leave_one_run_out", "group"),
         ``n_folds``, ``cv_column``, ``inner_cv``, ``alphas``, ``baseline_penalty``, ``baseline``
         (n_samples, q), ``baseline_delays``, ``regions`` (name -> target indices
-        for RSA), ``rsa_options``.
+        for RSA), ``rsa_options``, ``permutations`` (shifts of the p-value null, 0 = fold
+        t-test) and ``seed``.
 
     Returns
     -------
