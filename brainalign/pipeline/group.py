@@ -26,6 +26,7 @@ from ..encoding import fdr_bh
 from ..errors import MissingDataError
 from . import outputs
 from .geometry_scores import geometry_rows, geometry_var
+from .gt_band import band_table
 
 GROUP_COLUMNS = ("task", "model", "layer", "target", "method", "metric", "value", "n_subjects")
 
@@ -98,6 +99,12 @@ def _summary(x: np.ndarray, shp, test: str, ci: float, n_boot: int, seed: int, q
         mean = np.nanmean(x, 0)
     return {"mean": mean.reshape(shp), "ci_low": lo.reshape(shp), "ci_high": hi.reshape(shp),
             "stat": stat.reshape(shp), "p": p.reshape(shp), "p_fdr": q(p.reshape(shp))}
+
+
+def _summary_options(opts: dict) -> dict:
+    """The :func:`_summary` keywords of :func:`group_options`' output (FDR as a function)."""
+    q = (lambda p: np.asarray(fdr_bh(np.nan_to_num(p.ravel(), nan=1.0))).reshape(p.shape)) if opts["fdr"] else (lambda p: p)
+    return dict(test=opts["test"], ci=opts["ci"], n_boot=opts["n_boot"], seed=opts["seed"], q=q)
 
 
 def group_stats(dsets: list[xr.Dataset], *, test: str = "wilcoxon", ci: float = 0.95, n_boot: int = 1000,
@@ -201,6 +208,8 @@ def run_group(out_dir, cfg=None) -> GroupResult:
         settings = json.loads(dsets[0].attrs.get("settings", "{}"))
         opts = group_options(cfg, settings)
         table = group_stats(dsets, **opts)
+        band = band_table(dsets, lambda x, shp: _summary(x, shp, **_summary_options(opts)), out, task, model)
+        table = pd.concat([table, band], ignore_index=True) if len(band) else table  # scoring.rsa.select_gt
         maps = group_maps(dsets) if (cfg is None or cfg.outputs.maps) else []
         stats = dict(settings.get("statistics") or {}, group_test=opts["test"], ci=opts["ci"],
                      n_bootstrap=opts["n_boot"], fdr=opts["fdr"])

@@ -226,6 +226,9 @@ class RSAConfig(_Strict):
             raise ValueError(f"lower ({self.lower}) must be <= upper ({self.upper})")
         if self.select_gt and self.transform == "none":
             raise ValueError("select_gt needs transform 'gt' or 'geodesic'")
+        if self.select_gt and self.transform == "geodesic" and self.geodesic_method != "twostep":
+            raise ValueError("select_gt chooses the GT band of geodesic_method 'twostep' (the other graphs "
+                             "use p or k, not lower/upper)")
         return self
 
 
