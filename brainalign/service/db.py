@@ -92,6 +92,9 @@ def normalize_url(database_url: str) -> sa.URL:
                            "(sqlite:///PATH or postgresql://USER@HOST:PORT/DB)") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ServiceError(f"--database {url.render_as_string(hide_password=True)}: only SQLite (sqlite:///PATH) "
+                           "and PostgreSQL (postgresql://...) are supported")
     return url
 
 
@@ -137,7 +140,12 @@ def engine_for(database_url: str) -> Engine:
         if url.get_backend_name() == "sqlite":
             memory = url.database in (None, "", ":memory:")
             if not memory:
-                Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(url.database).expanduser().parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ServiceError(f"--database {url}: cannot make the folder {folder} "
+                                       f"({exc.strerror or exc})") from None
             kw = {"poolclass": sa.pool.StaticPool} if memory else {}
             engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
             _sqlite_pragmas(engine)

@@ -38,6 +38,12 @@ class RunState:
                 conn.execute(db.jobs.update().where(_J.id == r.id, _J.status == "running").values(**values))
         return [r.id for r in rows if not r.cancel_requested]
 
+    def release(self, job_id: str, reason: str) -> None:
+        """Put one running job back in the queue (the server is stopping), with a one-line reason."""
+        with self._write() as conn:
+            conn.execute(db.jobs.update().where(_J.id == job_id, _J.status == "running").values(
+                status="queued", started_at=None, reason=one_line(reason)))
+
     def claim_next(self, max_running_per_user: int) -> str | None:
         """Mark the oldest queued job whose user runs fewer than ``max_running_per_user`` jobs as running.
 

@@ -101,13 +101,14 @@ class JobStore(RunState):
 
     # ------------------------------------------------------------------ users
     def _ensure_user(self, conn: sa.Connection, name: str, *, lock: bool = False) -> None:
-        q = sa.select(db.users.c.name).where(db.users.c.name == name)
+        """Create the user row if missing (concurrent callers are fine); ``lock``: hold it (PostgreSQL)."""
+        if self._sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        conn.execute(insert(db.users).values(name=name, created_at=time.time()).on_conflict_do_nothing())
         if lock and not self._sqlite:
-            q = q.with_for_update()
-        if conn.execute(q).first() is None:
-            conn.execute(db.users.insert().values(name=name, created_at=time.time()))
-            if lock and not self._sqlite:
-                conn.execute(q)
+            conn.execute(sa.select(db.users.c.name).where(db.users.c.name == name).with_for_update())
 
     def create_token(self, user: str, admin: bool = False) -> str:
         """A new random API token for ``user`` (created if new); only its hash is stored.
