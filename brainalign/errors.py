@@ -155,6 +155,10 @@ class AccessDeniedError(ServiceError, PermissionError):
     something the server does not allow (``trust_remote_code``); the API answers 403."""
 
 
+class JobInterrupted(ServiceError):
+    """The service is stopping: a running job stops at a task boundary and goes back to the queue."""
+
+
 # --- service client (issue 12) -----------------------------------------------------
 class ClientError(BrainAlignError):
     """A brainalign service refused a client's request or could not be reached; the

@@ -6,6 +6,7 @@ yields ``(index, result, error)`` as tasks finish, so results equal the serial r
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any, Callable, Iterator, Sequence
 
 from ..encoding._backend import thread_limit
@@ -92,8 +93,9 @@ def _run_dask(fn, specs, scheduler):
         client = Client(scheduler, timeout="20s") if own else scheduler
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
+    run = uuid.uuid4().hex[:12]  # keys unique per run: two runs sharing a cluster (the service) never share a task
     try:
-        futs = [client.submit(_call, fn, spec, pure=False, key=f"brainalign-{i}-{spec.get('key', '')}")
+        futs = [client.submit(_call, fn, spec, pure=False, key=f"brainalign-{run}-{i}-{spec.get('key', '')}")
                 for i, spec in enumerate(specs)]
         index = {f.key: i for i, f in enumerate(futs)}
         for fut in as_completed(futs):
