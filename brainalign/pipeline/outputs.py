@@ -41,6 +41,11 @@ COLUMN_DESCRIPTIONS = {
         "ceiling: noise ceiling; r_norm: r / ceiling; delta_r: r(baseline + layer) - r(baseline); "
         "rsa metrics: RDM comparison (e.g. spearman); layer_id: layer chosen by scoring.layer_selection "
         "(layer_id_score: its criterion per layer); p_best: bootstrap share of RSA layer identification; "
+        "encoding p_best: share of block-bootstrap draws of the held-out predictions in which the layer has the "
+        "highest r, in_credible_set: 1 when the layer is not distinguishable from the best (sidecar "
+        "LayerUncertainty), r_ci_low/r_ci_high: bootstrap interval of r; mean_r, mean_p_best, "
+        "mean_in_credible_set, mean_r_ci_low, mean_r_ci_high: the same for the mean r over the targets "
+        "'all' or 'significant' (p_fdr < q at some layer); "
         "geometry: mutual_knn, cycle_knn, cknna, cka (similarities), shape, shape_cv (distances, radians when "
         "angular) between a region's patterns and the layer's on the RSA items, id: the layer's intrinsic "
         "dimension over words (target 'all')"
@@ -198,6 +203,11 @@ def scores_table(ds: xr.Dataset, *, baseline_label: str | None = "baseline", sav
     if "rsa_layer_id" in ds:
         add(ds["rsa_layer_id"].astype(float).expand_dims(region=["all"]), "layer_id", method="rsa")
         add(ds["rsa_layer_p_best"].expand_dims(region=["all"]).transpose("layer", "region"), "p_best", method="rsa")
+    if "p_best" in ds:  # issue 14: the bootstrap of the layer choice (pipeline/uncertainty.py)
+        for v in ("p_best", "in_credible_set", "r_ci_low", "r_ci_high"):
+            add(ds[v].astype(float), v)
+        for v in ("r", "p_best", "in_credible_set", "r_ci_low", "r_ci_high"):
+            add(ds[f"summary_{v}"].astype(float).rename(summary="region"), f"mean_{v}")
     for var, metric in geometry_rows(ds):  # scoring.methods geometry
         add(var, metric, method="geometry")
     if not parts:
@@ -276,6 +286,7 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
         "Modality": modality,
         "NSamples": ds.attrs.get("n_samples"),
         "Warnings": json.loads(ds.attrs.get("warnings", "[]")),
+        "LayerUncertainty": json.loads(ds.attrs.get("layer_uncertainty", "null")),  # issue 14
         "Sources": json.loads(ds.attrs.get("sources", "[]")),
         "InputHashes": input_hashes(sources_of(ds.attrs)),
         "Model": model_identity(ds.attrs, model),

@@ -23,6 +23,7 @@ def copy_geometry(ds: xr.Dataset, recording) -> None:
     attrs = getattr(recording, "attrs", {})
     if "sources" in attrs:
         ds.attrs["sources"] = json.dumps([str(s) for s in attrs["sources"]])
+    copy_channels(ds, recording)
     coords = getattr(recording, "coords", {})
     shape = attrs.get("volume_shape")
     if shape is None or "affine" not in attrs or "voxel_i" not in coords:
@@ -41,3 +42,31 @@ def regions(recording) -> dict[str, np.ndarray] | None:
             labels = np.asarray(recording[name].values).astype(str)
             return {lab: np.flatnonzero(labels == lab) for lab in dict.fromkeys(labels.tolist())}
     return None
+
+
+CHANNEL_COORDS = ("x", "y", "z", "ch_type")
+
+
+def copy_channels(ds: xr.Dataset, recording) -> None:
+    """Copy MEG/EEG/iEEG sensor positions and the bad channels dropped onto ``ds`` (in place), for the report.
+
+    Sets the target coordinates ``x``, ``y``, ``z`` (as the recording has them:
+    iEEG electrodes.tsv values in their declared space) and ``ch_type``, matched on
+    target identity, and attrs ``bad_channels`` (JSON list) and ``coord_frame``.
+    """
+    attrs = getattr(recording, "attrs", {})
+    if "bad_channels" in attrs:
+        ds.attrs["bad_channels"] = json.dumps([str(b) for b in np.ravel(attrs["bad_channels"]).tolist()])
+    if attrs.get("coord_frame"):
+        ds.attrs["coord_frame"] = str(attrs["coord_frame"])
+    coords = getattr(recording, "coords", {})
+    if "target" not in ds.coords or not all(c in coords for c in ("x", "y", "z")):
+        return
+    pos = {t: i for i, t in enumerate(np.asarray(recording["target"].values).tolist())}
+    want = np.asarray(ds["target"].values).tolist()
+    if not all(t in pos for t in want):
+        return
+    idx = np.asarray([pos[t] for t in want], dtype=np.int64)
+    for c in CHANNEL_COORDS:
+        if c in coords and recording[c].dims == ("target",):
+            ds.coords[c] = ("target", np.asarray(recording[c].values)[idx])

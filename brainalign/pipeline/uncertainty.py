@@ -329,3 +329,34 @@ def layer_uncertainty(ds: xr.Dataset, *, q: float = 0.05, n_boot: int = N_BOOTST
                       "significant": f"mean r over targets with p_fdr < {q:g} at some layer"}})
     out.attrs.pop("uncertainty_seed", None)
     return out
+
+
+def participant_bootstrap(x: np.ndarray, *, n_boot: int = N_BOOTSTRAP, seed: int = 0, level: float = LEVEL,
+                          ci: float = CI) -> dict[str, np.ndarray]:
+    """The group's layer choice: participants resampled with replacement (seeded).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_participants, n_layers)
+        Each participant's mean r over targets per layer.
+
+    Returns
+    -------
+    dict
+        ``mean`` (n_layers,), ``p_best`` (n_layers,), ``in_credible_set`` (n_layers,)
+        bool and ``ci_low`` / ``ci_high`` (n_layers,); the spread of the draws is
+        widened by ``sqrt(n / (n - 1))`` as in :func:`spread_factor`.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        obs = np.nanmean(x, 0)
+        draws = np.stack([np.nanmean(x[i], 0) for i in idx])  # (n_boot, n_layers)
+    grow = float(np.sqrt(n / (n - 1))) if n > 1 else 1.0
+    draws = obs + grow * (draws - obs)
+    lo, hi = _quantiles(draws, ci)
+    return {"mean": obs, "p_best": _share_best(draws[:, :, None])[:, 0],
+            "in_credible_set": credible_set(obs[:, None], draws[:, :, None], level)[:, 0], "ci_low": lo, "ci_high": hi}
