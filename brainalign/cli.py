@@ -78,6 +78,18 @@ def bids_parser() -> argparse.ArgumentParser:
     p.add_argument("--atlas", metavar="NIFTI", help="integer atlas: ROIs for RSA and reports")
     p.add_argument("--config", metavar="YAML", help="configuration file; options given here override it")
     p.add_argument("--methods", nargs="+", choices=["encoding", "rsa"], default=None)
+    d = p.add_argument_group("data layout (each sets the data.source / data.preprocess field of the same name)")
+    d.add_argument("--session", metavar="LABEL", help="session to run, without 'ses-' (data.source.session)")
+    d.add_argument("--pool-sessions", action="store_true",
+                   help="fit every session together, session x run as the CV runs (data.source.pool_sessions)")
+    d.add_argument("--derivatives", metavar="PATH|auto|none",
+                   help="fMRIPrep folder (default auto: BIDS_DIR/derivatives/fmriprep when it exists; none: raw BOLD)")
+    d.add_argument("--space", metavar="SPACE", help="fMRIPrep output space, e.g. MNI152NLin2009cAsym")
+    d.add_argument("--confounds", choices=["auto", "simple", "compcor", "scrubbing", "none"],
+                   help="confound strategy (nilearn load_confounds_strategy; data.preprocess.confounds; default auto)")
+    d.add_argument("--word-column", metavar="COLUMN", help="events.tsv column of the words (default word)")
+    d.add_argument("--trial-type", nargs="+", metavar="TYPE", help="keep only events of these trial types")
+    d.add_argument("--high-gamma", action="store_true", help="iEEG: high-gamma envelope (70-150 Hz, 100 Hz)")
     _exec_opts(p)
     _common(p)
     return p

@@ -29,14 +29,20 @@ FIELDS = {
     "name": "name",
     **{f"data.source[bids].{k}": v for k, v in _SOURCE_COMMON.items()},
     **{f"data.source[bids].{k}": f"load.{k}" for k in
-       ("root", "datatype", "session", "runs", "space", "mask", "atlas", "tr", "word_column")},
+       ("root", "datatype", "session", "runs", "space", "mask", "atlas", "tr", "word_column", "derivatives",
+        "pool_sessions", "trial_type", "allow_numeric_words", "high_gamma")},
+    **{f"data.source[nifti].{k}": f"load.{k}" for k in
+       ("kind", "task", "participants", "root", "exclude", "bold", "words", "tr", "mask", "atlas", "tier",
+        "word_column")},
+    **{f"data.source[adapter].{k}": v for k, v in _SOURCE_COMMON.items()},
+    **{f"data.source[adapter].{k}": f"load.{k}" for k in ("root", "adapter", "exclude")},
     **{f"data.source[roi_table].{k}": v for k, v in _SOURCE_COMMON.items()},
     **{f"data.source[roi_table].{k}": f"load.{k}" for k in ("root", "adapter", "exclude")},
     **{f"data.source[word_erp].{k}": v for k, v in _SOURCE_COMMON.items()},
     **{f"data.source[word_erp].{k}": f"load.{k}" for k in ("path", "adapter", "exclude")},
     **{f"data.preprocess.{k}": f"preprocess.{k}" for k in ("detrend", "high_pass", "low_pass", "standardize",
                                                             "confounds")},
-    **{f"baseline.{k}": f"baseline.{k}" for k in ("label", "columns", "confounds", "delays")},
+    **{f"baseline.{k}": f"baseline.{k}" for k in ("label", "columns", "delays")},
     **{f"models[].{k}": f"models[].{k}" for k in ("label", "path", "layers", "context", "context_words", "pooling",
                                                   "batch_size", "revision", "trust_remote_code", "with_baseline")},
     **{f"alignment.{k}": f"align.{k}" for k in ("method", "delays", "window", "trim", "zscore", "tmin", "tmax")},
@@ -101,15 +107,22 @@ def _rich(kind: str) -> dict:
     """A configuration of source ``kind`` with a non-default value in (nearly) every field."""
     source = {"bids": {"kind": "bids", "root": "/r", "task": "t", "participants": ["01"], "datatype": "meg",
                        "session": "s1", "runs": [1, "2"], "space": "MNI", "mask": "/m.nii", "atlas": "/a.nii",
-                       "tr": 1.5, "word_column": "token", "options": {"confounds": None, "trial_type": ["w"]}},
+                       "tr": 1.5, "word_column": "token", "derivatives": "/d", "pool_sessions": True,
+                       "trial_type": ["w"], "allow_numeric_words": True, "high_gamma": True,
+                       "options": {"sentence_column": None, "notch": 50}},
+              "nifti": {"kind": "nifti", "root": "/r", "bold": "s{participant}/r{run}.nii", "words": "w{run}.tsv",
+                        "task": "t", "participants": ["01"], "exclude": ["02"], "tr": 2.5, "mask": "/m.nii",
+                        "atlas": "/a.nii", "tier": "words", "word_column": "token"},
+              "adapter": {"kind": "adapter", "adapter": "mylab.loaders:load_subject", "root": "/r", "task": "t",
+                          "participants": ["s1"], "exclude": ["s2"], "options": {"x": 1}},
               "roi_table": {"kind": "roi_table", "root": "/r", "adapter": "alice", "task": "t",
                             "participants": ["s1"], "exclude": ["s2"], "options": {"resolution": "6mm"}},
               "word_erp": {"kind": "word_erp", "path": "/p.csv", "adapter": "frank2015", "task": "t",
                            "participants": ["1"], "exclude": ["2"], "options": {"value": "N400"}}}[kind]
     return {
         "name": "rich", "data": {"source": source, "preprocess": {"detrend": True, "high_pass": 0.01, "low_pass": 0.2,
-                                                                  "standardize": False, "confounds": True}},
-        "baseline": {"label": "base", "columns": ["a"], "confounds": True, "delays": [0, 1]},
+                                                                  "standardize": False, "confounds": "scrubbing"}},
+        "baseline": {"label": "base", "columns": ["a"], "delays": [0, 1]},
         "models": [{"label": "m", "path": "/model", "layers": [1, 3], "context": "sentence", "context_words": 7,
                     "pooling": "mean", "batch_size": 3, "revision": "abc", "trust_remote_code": True,
                     "with_baseline": False}],
@@ -140,7 +153,7 @@ def test_every_config_field_has_an_entry():
     assert not stale, f"FIELDS entries for fields the schema no longer has: {stale}"
 
 
-@pytest.mark.parametrize("kind", ["bids", "roi_table", "word_erp"])
+@pytest.mark.parametrize("kind", ["bids", "roi_table", "word_erp", "nifti", "adapter"])
 def test_each_field_reaches_its_spec(kind):
     cfg = validate_config(_rich(kind))
     specs = specs_from_config(cfg)

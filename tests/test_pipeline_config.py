@@ -181,31 +181,29 @@ def test_preprocess_confounds_are_regressed_out_per_run():
     from brainalign.pipeline.specs import PreprocessSpec
 
     rec, conf = _two_run_recording(np.random.default_rng(0))
-    plain = preprocess(rec, PreprocessSpec(confounds=False), conf).values
-    clean = preprocess(rec, PreprocessSpec(confounds=True), conf).values
+    plain = preprocess(rec, PreprocessSpec(confounds="none"), conf).values
+    clean = preprocess(rec, PreprocessSpec(confounds="auto"), conf).values
     runs = rec["run"].values
     for r in (1, 2):
         m = conf["motion"].to_numpy()[runs == r]
         before = [abs(np.corrcoef(plain[runs == r, j], m)[0, 1]) for j in range(plain.shape[1])]
         after = [abs(np.corrcoef(clean[runs == r, j], m)[0, 1]) for j in range(clean.shape[1])]
         assert min(before) > 0.5 and max(after) < 1e-6
-    with pytest.raises(ConfigError, match="data.preprocess.confounds"):
-        preprocess(rec, PreprocessSpec(confounds=True), None)
+    with pytest.raises(ConfigError, match="data.preprocess.confounds: simple .* needs fMRIPrep"):
+        preprocess(rec, PreprocessSpec(confounds="simple"), conf)
 
 
-def test_baseline_confounds_are_appended_to_the_baseline():
+def test_baseline_columns_are_the_baseline():
     from brainalign.pipeline.prepare import baseline_table
     from brainalign.pipeline.specs import BaselineSpec
 
     rng = np.random.default_rng(1)
     base = pd.DataFrame({"rate": rng.standard_normal(10), "power": rng.standard_normal(10)})
     conf = pd.DataFrame({"motion": rng.standard_normal(10)})
-    B = baseline_table(BaselineSpec(columns=("power",), confounds=True), base, conf)
-    np.testing.assert_array_equal(B, np.column_stack([base["power"], conf["motion"]]))
+    np.testing.assert_array_equal(baseline_table(BaselineSpec(columns=("power",)), base, conf), base[["power"]].to_numpy())
     np.testing.assert_array_equal(baseline_table(BaselineSpec(), base, conf), base.to_numpy())
-    np.testing.assert_array_equal(baseline_table(BaselineSpec(confounds=True), None, conf), conf.to_numpy())
-    with pytest.raises(ConfigError, match="baseline.confounds"):
-        baseline_table(BaselineSpec(confounds=True), base, None)
+    with pytest.raises(ConfigError, match="baseline"):
+        baseline_table(BaselineSpec(), None, conf)
     with pytest.raises(ConfigError, match="baseline.columns"):
         baseline_table(BaselineSpec(columns=("nope",)), base, None)
 

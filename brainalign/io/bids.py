@@ -23,11 +23,14 @@ def _session(root: Path, sub: str, session: str | None) -> str | None:
     sessions = list_sessions(root, sub)
     if session is None:
         if len(sessions) > 1:
-            raise InputError(f"sub-{sub} has sessions {sessions}: pass session=")
+            raise InputError(f"sub-{sub} has sessions {', '.join(sessions)}: choose one with --session "
+                             "(data.source.session), or fit them together with --pool-sessions "
+                             "(data.source.pool_sessions: true)")
         return sessions[0] if sessions else None
     ses = strip_prefix(session, "ses")
     if ses not in sessions:
-        raise MissingDataError(f"sub-{sub} has no session {ses!r} (sessions: {', '.join(sessions) or 'none'})")
+        raise MissingDataError(f"sub-{sub} has no session {ses!r} (--session, data.source.session; sessions: "
+                               f"{', '.join(sessions) or 'none'})")
     return ses
 
 

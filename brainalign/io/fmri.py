@@ -68,7 +68,7 @@ def repetition_time(run: FuncRun, tr: float | None) -> float:
         where = ", ".join(str(s) for s in run.sidecars) or f"no JSON sidecar found for {run.bold.name}"
         raise MissingFieldError(
             f"RepetitionTime is missing for {run.bold} (sidecars: {where}); BIDS requires it: add it to the "
-            "sidecar or pass tr= (the NIfTI header's time step is not trusted)"
+            "sidecar or set data.source.tr (seconds; the NIfTI header's time step is not trusted)"
         )
     try:
         val = float(side)
@@ -124,7 +124,8 @@ def find_func_runs(
             have = sorted(p.name for p in d.glob("*_bold.nii*")) if d.is_dir() else []
             raise MissingDataError(
                 f"no fMRIPrep preprocessed BOLD for sub-{sub} task-{task}"
-                f"{' space-' + space if space else ''} in {d} (found: {', '.join(have) or 'nothing'})"
+                f"{' space-' + space if space else ''} in {d} (found: {', '.join(have) or 'nothing'}); "
+                "--space (data.source.space) picks the space, --derivatives none (data.source.derivatives) the raw BOLD"
             )
         tasks = list_tasks(root, sub, "func")
         raise MissingDataError(f"sub-{sub} has no BOLD run of task {task!r} in {root} (func tasks: {', '.join(tasks) or 'none'})")
@@ -134,7 +135,9 @@ def find_func_runs(
         by_run.setdefault(e.get("run"), []).append(f)
     dup = {r: [p.name for p in fs] for r, fs in by_run.items() if len(fs) > 1}
     if dup:
-        raise InputError(f"several BOLD files per run (pass space= or remove extras): {dup}")
+        spaces = sorted({parse_entities(p.name).get("space", "none") for fs in by_run.values() for p in fs})
+        raise InputError(f"several BOLD files per run ({', '.join(dup[next(iter(dup))])}): choose the space with "
+                         f"--space (data.source.space; spaces found: {', '.join(spaces)})")
     have_runs = sorted(by_run, key=lambda x: (x is None, str(x).zfill(8)))
     if runs is not None:
         want = [str(r) for r in runs]
@@ -240,7 +243,8 @@ def run_confounds(run: FuncRun, confounds: Any, n_vol: int) -> tuple[np.ndarray 
         return arr, None
     if run.confounds is None:
         raise MissingDataError(
-            f"no fMRIPrep confounds file (desc-confounds_timeseries.tsv) next to {run.bold}; pass confounds=None"
+            f"no fMRIPrep confounds file (desc-confounds_timeseries.tsv) next to {run.bold}: set --confounds none "
+            "(data.preprocess.confounds: none)"
         )
     try:
         if isinstance(confounds, str):

@@ -11,6 +11,7 @@ from ..data import invalid_targets, make_recording
 from ..errors import ConstantSignalError, DataQualityWarning, InputError
 from .fmri import DEFAULT_CLEAN, FuncRun, clean_in_blocks, find_func_runs, frame_offset, run_confounds
 from .func_read import check_runs, common_tr, read_targets
+from .layout import parse_entities
 
 
 def _clean_options(clean: bool | dict) -> dict | None:
@@ -81,9 +82,12 @@ def load_func(
         units="z" if opts is not None and opts.get("standardize") else "a.u.",
         sources=_sources(found, atlas if atlas is not None else mask),
         frame_time=off,
-        space=space or ("native" if derivatives is None else "unknown"),
+        space=space or ("native" if derivatives is None else parse_entities(found[0].bold.name).get("space", "unknown")),
         n_dropped_targets=n_bad,
         run_spans=[f"{'1' if r.run is None else r.run}:{n * t_r:g}" for r, n in zip(found, nvols)],
+        run_files=[f"{'1' if r.run is None else r.run}:{r.bold}" for r in found],
+        confound_files=[f"{'1' if r.run is None else r.run}:{r.confounds}" for r in found if r.confounds is not None],
+        run_volumes=[f"{'1' if r.run is None else r.run}:{n}" for r, n in zip(found, nvols)],
         warnings=load_warnings,
         clean=str(opts),
         confounds=str(confounds),

@@ -184,7 +184,8 @@ def read_events_words(
         raise MissingFieldError(f"{p} has no 'onset' column (columns: {', '.join(cols)})")
     if word_column not in df.columns:
         raise MissingFieldError(
-            f"{p} has no word column {word_column!r} (columns: {', '.join(cols)}); pass word_column= to choose one"
+            f"{p} has no word column {word_column!r} (columns: {', '.join(cols)}); choose one with --word-column "
+            "(data.source.word_column)"
         )
     if trial_type is not None:
         if "trial_type" not in df.columns:
@@ -193,7 +194,8 @@ def read_events_words(
         present = sorted(set(df["trial_type"].dropna().astype(str)))
         df = df[df["trial_type"].astype(str).isin(kinds)]
         if df.empty:
-            raise MissingDataError(f"{p} has no rows with trial_type in {kinds} (trial types present: {present})")
+            raise MissingDataError(f"{p} has no rows with trial_type in {kinds} (--trial-type, data.source.trial_type; "
+                                   f"trial types present: {', '.join(present)})")
     words = df[word_column]
     keep = words.notna() & (words.astype(str).str.strip() != "")
     df = df[keep]

@@ -47,6 +47,29 @@ def _section(value, name: str, where: str | None) -> dict:
     return value
 
 
+def _layout_options(args, src: dict, data: dict, where: str | None) -> None:
+    """``--session``, ``--pool-sessions``, ``--derivatives``, ``--space``, ``--word-column``, ``--trial-type``,
+    ``--high-gamma`` into ``data.source``; ``--confounds`` into ``data.preprocess.confounds`` (in place)."""
+    for opt in ("session", "space", "word_column"):
+        val = getattr(args, opt, None)
+        if val:
+            src[opt] = val
+    if getattr(args, "derivatives", None):
+        val = args.derivatives
+        if val not in ("auto", "none"):
+            if not Path(val).is_dir():
+                raise MissingDataError(f"--derivatives {val} is not a folder")
+            val = str(Path(val).resolve())
+        src["derivatives"] = val
+    if getattr(args, "trial_type", None):
+        src["trial_type"] = list(args.trial_type)
+    for flag in ("pool_sessions", "high_gamma"):
+        if getattr(args, flag, False):
+            src[flag] = True
+    if getattr(args, "confounds", None):
+        data["preprocess"] = {**_section(data.get("preprocess"), "data.preprocess", where), "confounds": args.confounds}
+
+
 def bids_config(args, check_data: bool = True):
     """Configuration of a BIDS App call (``--config`` file, then the options on top)."""
     root = Path(args.bids_dir).resolve()
@@ -67,6 +90,7 @@ def bids_config(args, check_data: bool = True):
             if not Path(val).is_file():
                 raise MissingDataError(f"--{opt} {val} does not exist")
             src[opt] = str(Path(val).resolve())
+    _layout_options(args, src, data["data"], where)
     data["data"]["source"] = src
     if args.model or args.model_label or "models" not in data:
         model = args.model or PACKAGED_MODEL

@@ -40,6 +40,8 @@ RSA_GEODESIC_METHODS = ("twostep", "p_shortest", "p_nearest", "k_nearest")
 RSA_ZERO_EDGES = ("drop", "keep")
 #: ``scoring.baseline_penalty`` (the pipeline's two baseline fits).
 BASELINE_PENALTIES = ("banded", "shared")
+#: ``data.preprocess.confounds`` (--confounds): "auto", nilearn's load_confounds_strategy names, "none".
+CONFOUND_STRATEGIES = ("auto", "simple", "compcor", "scrubbing", "none")
 #: ``models.context`` and ``models.pooling``: brainalign.encoders.hf.CONTEXTS / POOLINGS.
 MODEL_CONTEXTS = ("window", "run", "sentence")
 MODEL_POOLINGS = ("last", "mean")

@@ -98,9 +98,9 @@ def _format_error(exc: ValidationError, where: str) -> str:
 
 def _resolve_paths(cfg: PipelineConfig, base: Path) -> PipelineConfig:
     src = cfg.data.source
-    for field in ("root", "path", "mask", "atlas"):
+    for field in ("root", "path", "mask", "atlas", "derivatives"):
         val = getattr(src, field, None)
-        if val and not Path(val).is_absolute():
+        if val and val not in ("auto", "none") and not Path(val).is_absolute():
             setattr(src, field, str((base / val).resolve()))
     for m in cfg.models:
         if m.path != PACKAGED_MODEL and m.path.startswith((".", "/")) and not Path(m.path).is_absolute():

@@ -25,9 +25,11 @@ from ..errors import check_safe_label
 from .provenance import input_hashes, inputs_unchanged, model_identity, model_unchanged, sources_of
 from .geometry_scores import geometry_rows
 
-SCORE_COLUMNS = ("subject", "task", "model", "layer", "target", "method", "metric", "fold", "value")
+SCORE_COLUMNS = ("subject", "session", "task", "model", "layer", "target", "method", "metric", "fold", "value")
 COLUMN_DESCRIPTIONS = {
     "subject": "participant label (without 'sub-')",
+    "session": ("BIDS session label (without 'ses-'); n/a when the data have no sessions; sessions fitted together "
+                "(data.source.pool_sessions) are joined by '+'"),
     "task": "BIDS task label",
     "model": "model label; the baseline model's rows carry the baseline label",
     "layer": "model layer (0 = embeddings); n/a for the baseline and the ceiling",
@@ -127,21 +129,37 @@ def write_nifti(path: str | Path, img) -> Path:
 
 
 # ------------------------------------------------------------------------ naming
-def participant_dir(out_dir, subject: str, modality: str) -> Path:
-    return Path(out_dir) / f"sub-{check_safe_label(subject, 'participant')}" / DATATYPE.get(modality, "func")
+def session_entity(session: str | None) -> str | None:
+    """The ``ses-`` label of a result's file names: its session, None without one or for pooled sessions."""
+    if not session or "+" in str(session):
+        return None
+    return check_safe_label(str(session), "session")
 
 
-def scores_path(out_dir, subject: str, task: str, model: str, modality: str) -> Path:
+def participant_dir(out_dir, subject: str, modality: str, session: str | None = None) -> Path:
+    d = Path(out_dir) / f"sub-{check_safe_label(subject, 'participant')}"
+    ses = session_entity(session)
+    return (d / f"ses-{ses}" if ses else d) / DATATYPE.get(modality, "func")
+
+
+def _prefix(subject: str, session: str | None) -> str:
+    ses = session_entity(session)
+    return f"sub-{subject}" + (f"_ses-{ses}" if ses else "")
+
+
+def scores_path(out_dir, subject: str, task: str, model: str, modality: str, session: str | None = None) -> Path:
     check_safe_label(task, "task")
     check_safe_label(model, "model label")
-    return participant_dir(out_dir, subject, modality) / f"sub-{subject}_task-{task}_desc-{model}_scores.tsv"
+    return (participant_dir(out_dir, subject, modality, session)
+            / f"{_prefix(subject, session)}_task-{task}_desc-{model}_scores.tsv")
 
 
-def map_path(out_dir, subject: str | None, task: str, model: str, layer: int, stat: str = "r") -> Path:
+def map_path(out_dir, subject: str | None, task: str, model: str, layer: int, stat: str = "r",
+             session: str | None = None) -> Path:
     stem = f"task-{task}_desc-{model}L{int(layer):02d}_stat-{stat}_statmap.nii.gz"
     if subject is None:
         return Path(out_dir) / "group" / stem
-    return Path(out_dir) / f"sub-{subject}" / "func" / f"sub-{subject}_{stem}"
+    return participant_dir(out_dir, subject, "fmri", session) / f"{_prefix(subject, session)}_{stem}"
 
 
 def group_scores_path(out_dir, task: str, model: str) -> Path:
@@ -214,6 +232,7 @@ def scores_table(ds: xr.Dataset, *, baseline_label: str | None = "baseline", sav
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
     df = pd.concat(parts, ignore_index=True)
     df["subject"], df["task"] = subj, task
+    df["session"] = str(ds.attrs.get("session") or "") or pd.NA
     for col in ("layer", "fold"):
         if col not in df:
             df[col] = pd.NA
@@ -257,7 +276,8 @@ def write_maps(ds: xr.Dataset, out_dir, subject: str | None = None, var: str = "
     paths = []
     for layer in ds["layer"].values:
         img = to_volume(ds[var].sel(layer=layer).values, idx, shape, affine)
-        paths.append(write_nifti(map_path(out_dir, subject, ds.attrs["task"], ds.attrs["model"], int(layer), var), img))
+        paths.append(write_nifti(map_path(out_dir, subject, ds.attrs["task"], ds.attrs["model"], int(layer), var,
+                                          session=ds.attrs.get("session") if subject else None), img))
     return paths
 
 
@@ -271,7 +291,7 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
     """
     subj, task, model = ds.attrs["subject"], ds.attrs["task"], ds.attrs["model"]
     modality = ds.attrs.get("modality", "fmri")
-    tsv = scores_path(out_dir, subj, task, model, modality)
+    tsv = scores_path(out_dir, subj, task, model, modality, session=ds.attrs.get("session"))
     files = write_maps(ds, out_dir, subj) if maps else []
     table = scores_table(ds, baseline_label=baseline_label, save_folds=save_folds)
     files.append(write_tsv(tsv, table))
@@ -288,6 +308,8 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
         "Warnings": json.loads(ds.attrs.get("warnings", "[]")),
         "LayerUncertainty": json.loads(ds.attrs.get("layer_uncertainty", "null")),  # issue 14
         "Sources": json.loads(ds.attrs.get("sources", "[]")),
+        "Session": ds.attrs.get("session") or None,
+        "Preprocessing": _preprocessing(ds.attrs),
         "InputHashes": input_hashes(sources_of(ds.attrs)),
         "Model": model_identity(ds.attrs, model),
         "Files": sorted(str(p.relative_to(out_dir)) for p in files),
@@ -302,6 +324,17 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
     side["Files"] = sorted(str(p.relative_to(out_dir)) for p in files)
     files.append(write_json(tsv.with_suffix(".json"), side))
     return files
+
+
+def _preprocessing(attrs: dict) -> dict:
+    """What the cleaning step did (confound strategy, columns, dropped volumes) and the data's mask and space."""
+    try:
+        out = json.loads(attrs.get("preprocessing") or "{}")
+    except ValueError:
+        out = {}
+    out.setdefault("Mask", attrs.get("data_mask"))
+    out["Space"] = attrs.get("data_space")
+    return out
 
 
 def _clean_for_netcdf(ds: xr.Dataset) -> xr.Dataset:
@@ -322,18 +355,22 @@ def is_done(out_dir, subject: str, task: str, model: str, modality: str, config_
     content fingerprint (memoised under ``cache_dir``, see
     :func:`brainalign.encoders.cache.fingerprint_folder`).
     """
-    side = scores_path(out_dir, subject, task, model, modality).with_suffix(".json")
-    if not side.is_file():
-        return False
-    try:
-        meta = json.loads(side.read_text())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(meta, dict) or meta.get("ConfigHash") != config_hash:
+    base = scores_path(out_dir, subject, task, model, modality).with_suffix(".json")
+    ses = sorted(base.parents[1].glob(f"ses-*/{base.parent.name}/sub-{subject}_ses-*_task-{task}_desc-{model}_scores.json"))
+    meta = next((m for m in map(_read_sidecar, [base, *ses]) if m.get("ConfigHash") == config_hash), None)
+    if meta is None:  # no sidecar of this configuration (the session is part of it)
         return False
     if not all((Path(out_dir) / f).is_file() for f in meta.get("Files", [])):
         return False
     return inputs_unchanged(meta.get("InputHashes")) and model_unchanged(meta.get("Model"), cache_dir)
+
+
+def _read_sidecar(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def read_result(path) -> xr.Dataset:
@@ -343,8 +380,8 @@ def read_result(path) -> xr.Dataset:
 
 
 def find_results(out_dir, task: str | None = None, model: str | None = None) -> list[Path]:
-    pat = f"sub-*/*/sub-*_task-{task or '*'}_desc-{model or '*'}_result.nc"
-    return sorted(Path(out_dir).glob(pat))
+    pat = f"sub-*_task-{task or '*'}_desc-{model or '*'}_result.nc"
+    return sorted({*Path(out_dir).glob(f"sub-*/*/{pat}"), *Path(out_dir).glob(f"sub-*/ses-*/*/{pat}")})
 
 
 # ------------------------------------------------------------------------- group

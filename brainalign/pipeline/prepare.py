@@ -117,24 +117,18 @@ def baseline_table(spec: BaselineSpec | None, baseline: pd.DataFrame | None,
                    confounds: pd.DataFrame | None = None) -> np.ndarray | None:
     """The baseline regressors a study asks for, (n_samples, q) float64, or None.
 
-    ``spec.columns`` of the loader's baseline table (None: all of it), then the
-    loader's confounds when ``spec.confounds``.
+    ``spec.columns`` of the loader's baseline table (None: all of it). The loader's
+    confounds are not a baseline: they are regressed out of the signal by
+    :func:`brainalign.pipeline.preprocess.preprocess` (``data.preprocess.confounds``).
     """
     if spec is None:
         return None
-    if spec.confounds and confounds is None:
-        raise ConfigError("baseline.confounds: the data source gives no confounds; set it to false")
-    parts = []
-    if baseline is not None:
-        missing = [c for c in (spec.columns or []) if c not in baseline.columns]
-        if missing:
-            raise ConfigError(f"baseline.columns: {missing} not in the source's regressors {list(baseline.columns)}")
-        parts.append((baseline[list(spec.columns)] if spec.columns else baseline).to_numpy(dtype=np.float64))
-    elif spec.columns or not spec.confounds:
+    if baseline is None:
         raise ConfigError("baseline: the data source gives no baseline regressors; remove the baseline section")
-    if spec.confounds:
-        parts.append(np.asarray(confounds, dtype=np.float64).reshape(len(confounds), -1))
-    return parts[0] if len(parts) == 1 else np.hstack(parts)
+    missing = [c for c in (spec.columns or []) if c not in baseline.columns]
+    if missing:
+        raise ConfigError(f"baseline.columns: {missing} not in the source's regressors {list(baseline.columns)}")
+    return (baseline[list(spec.columns)] if spec.columns else baseline).to_numpy(dtype=np.float64)
 
 
 def prepare(recording, stimulus: pd.DataFrame, baseline, align: AlignSpec, cv: CVSpec,

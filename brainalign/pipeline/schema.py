@@ -54,7 +54,18 @@ class Preprocess(_Strict):
     high_pass: Optional[float] = Field(None, gt=0, description="Hz")
     low_pass: Optional[float] = Field(None, gt=0, description="Hz")
     standardize: bool = True
-    confounds: bool = Field(False, description="regress the loader's confounds out of the signal")
+    confounds: Literal[C.CONFOUND_STRATEGIES] = Field(
+        "auto", description="confounds regressed out with the cleaning (nilearn.signal.clean), the CLI's --confounds: "
+        "'auto' = fMRIPrep's 'simple' when fMRIPrep derivatives are read (else the loader's own confounds table, if "
+        "any); 'simple', 'compcor', 'scrubbing': nilearn's load_confounds_strategy on fMRIPrep's confounds; 'none'")
+
+    @field_validator("confounds", mode="before")
+    @classmethod
+    def _strategy(cls, v):
+        if isinstance(v, bool):
+            raise ValueError(f"{str(v).lower()} is not a confound strategy: use one of "
+                             f"{', '.join(C.CONFOUND_STRATEGIES)} (--confounds)")
+        return v
 
 
 class BidsSource(_Strict):
@@ -70,6 +81,12 @@ class BidsSource(_Strict):
     atlas: Optional[str] = None
     tr: Optional[float] = Field(None, gt=0)
     word_column: str = "word"
+    derivatives: str = Field("auto", description="fMRIPrep folder (--derivatives): 'auto' = <root>/derivatives/"
+                             "fmriprep when it exists, 'none' = the raw BOLD, or a path")
+    pool_sessions: bool = Field(False, description="fit all sessions together, session x run as the CV runs")
+    trial_type: Optional[Union[str, list[str]]] = Field(None, description="keep only events of these trial types")
+    allow_numeric_words: bool = Field(False, description="accept numeric codes in the word column as words")
+    high_gamma: bool = Field(False, description="iEEG: high-gamma envelope (70-150 Hz, 100 Hz)")
     options: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments to load_bids")
 
     _v_task = field_validator("task")(lambda v: None if v is None else _label(v, "task"))
@@ -119,7 +136,65 @@ class WordErpSource(_TableSource):
     task: str = "reading"
 
 
-Source = Annotated[Union[BidsSource, RoiTableSource, WordErpSource], Field(discriminator="kind")]
+class NiftiSource(_Strict):
+    """Plain 4-D NIfTI runs and their transcripts (:mod:`brainalign.io.nifti_source`), found by file patterns.
+
+    ``bold`` and ``words`` are paths under ``root`` with ``{participant}`` and ``{run}`` placeholders (``words``
+    may leave ``{participant}`` out when everyone heard the same story); a transcript is a TSV/CSV with onset
+    and word columns or a Praat TextGrid.
+    """
+
+    kind: Literal["nifti"] = "nifti"
+    root: str
+    bold: str = Field(description="pattern of the 4-D NIfTI runs, e.g. 'sub-{participant}/run-{run}_bold.nii.gz'")
+    words: str = Field(description="pattern of the transcripts (TSV/CSV with onset and word, or TextGrid)")
+    task: str = "task"
+    participants: Optional[list[str]] = None
+    exclude: list[str] = Field(default_factory=list)
+    tr: Optional[float] = Field(None, gt=0, description="s; default: the NIfTI header's time step")
+    mask: Optional[str] = None
+    atlas: Optional[str] = None
+    tier: Optional[str] = Field(None, description="TextGrid tier of the words")
+    word_column: Optional[str] = Field(None, description="transcript column of the words (default: detected)")
+
+    _v_task = field_validator("task")(lambda v: _label(v, "task"))
+
+    @field_validator("bold")
+    @classmethod
+    def _bold(cls, v):
+        if "{participant}" not in v:
+            raise ValueError("the pattern needs a {participant} placeholder, e.g. 'sub-{participant}/run-{run}.nii.gz'")
+        return v
+
+
+class AdapterSource(_Strict):
+    """A loader of your own: ``adapter: mylab.loaders:load_subject`` (a module path, or a .py file, and a function).
+
+    The function is called as ``fn(root, participant, **options)`` and returns a
+    :class:`brainalign.pipeline.sources.Loaded` or a tuple ``(recording, stimulus[, baseline[, confounds]])``.
+    """
+
+    kind: Literal["adapter"] = "adapter"
+    adapter: str = Field(description="'package.module:function' or 'path/to/file.py:function'")
+    root: Optional[str] = None
+    task: str = "task"
+    participants: Optional[list[str]] = None
+    exclude: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the function")
+
+    _v_task = field_validator("task")(lambda v: _label(v, "task"))
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter(cls, v):
+        mod, sep, fn = v.rpartition(":")
+        if not sep or not mod or not fn.isidentifier():
+            raise ValueError(f"{v!r} is not 'module:function' (e.g. 'mylab.loaders:load_subject')")
+        return v
+
+
+Source = Annotated[Union[BidsSource, RoiTableSource, WordErpSource, NiftiSource, AdapterSource],
+                   Field(discriminator="kind")]
 
 
 class DataConfig(_Strict):
@@ -133,10 +208,17 @@ class BaselineConfig(_Strict):
 
     label: str = "baseline"
     columns: Optional[list[str]] = Field(None, description="columns of the loader's baseline table; None = all")
-    confounds: bool = Field(False, description="add the loader's confounds (e.g. motion) to the baseline")
     delays: Optional[list[int]] = Field(None, description="FIR delays for the baseline (samples); None = none")
 
     _v_label = field_validator("label")(lambda v: _label(v, "baseline label"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_confounds(cls, v):
+        if isinstance(v, dict) and "confounds" in v:
+            raise ValueError("baseline.confounds is gone: confounds are regressed out of the signal with "
+                             "data.preprocess.confounds (--confounds), one field for both")
+        return v
 
 
 # --------------------------------------------------------------------------- models

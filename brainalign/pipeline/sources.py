@@ -5,6 +5,10 @@ Each ``data.source.kind`` maps to a reader in :mod:`brainalign.io`:
 - ``bids``: :func:`brainalign.io.load_bids` (+ ``list_subjects``)
 - ``roi_table``: ``brainalign.io.roi_table.load_<adapter>`` (+ ``list_<adapter>_participants``)
 - ``word_erp``: ``brainalign.io.word_table.load_word_erp`` (one column per participant)
+- ``nifti``: :mod:`brainalign.io.nifti_source` (4-D NIfTI runs + transcripts found by patterns)
+- ``adapter``: the user's ``module:function`` (:mod:`.source_adapter`)
+
+BIDS details (fMRIPrep by default, sessions, word checks) are in :mod:`.source_bids`.
 
 ``load_participant`` returns a :class:`Loaded` ``(recording, stimulus, baseline,
 confounds)``: the baseline regressors and the loader's confounds are DataFrames with
@@ -29,12 +33,25 @@ from ..errors import ConfigError, MissingDataError, check_safe_label
 
 
 class Loaded(NamedTuple):
-    """One participant's data as the loaders give it."""
+    """One participant's data as the loaders give it (also what a user adapter returns).
+
+    Attributes
+    ----------
+    recording : Recording
+        xarray.DataArray (time, target) made with :func:`brainalign.data.make_recording`
+        (attrs ``modality``, ``tr`` or ``sfreq``; coordinate ``run``).
+    stimulus : Stimulus
+        DataFrame with ``word``, ``onset`` (s, on the run's clock), ``duration`` and ``run``.
+    baseline : DataFrame (n_samples, q) or None
+        Baseline regressors, one row per recording sample.
+    confounds : DataFrame (n_samples, k), FmriprepConfounds or None
+        Regressed out of the signal by the cleaning step (``data.preprocess.confounds``).
+    """
 
     recording: Any
     stimulus: pd.DataFrame
     baseline: pd.DataFrame | None
-    confounds: pd.DataFrame | None
+    confounds: Any
 
 
 def _options(src) -> dict[str, Any]:
@@ -94,6 +111,14 @@ def list_participants(src) -> list[str]:
         from ..io import list_subjects
 
         labels = list(list_subjects(src.root))
+    elif src.kind == "nifti":
+        from ..io.nifti_source import list_nifti_participants
+
+        labels = list_nifti_participants(src)
+    elif src.kind == "adapter":
+        from .source_adapter import adapter_participants
+
+        labels = adapter_participants(src)
     elif src.kind == "roi_table":
         mod = _roi_module()
         fn = _adapter(mod, f"list_{src.adapter}_participants", "lists participants")
@@ -136,17 +161,23 @@ def _confounds_of(rec) -> pd.DataFrame | None:
 
 def load_participant(src, subject: str, task: str | None = None) -> Loaded:
     """One participant -> :class:`Loaded` (recording, stimulus, baseline, confounds)."""
+    if src.kind == "nifti":
+        from ..io.nifti_source import load_nifti_participant
+
+        rec, stim = load_nifti_participant(src, subject)
+        return Loaded(rec, stim, None, None)
+    if src.kind == "adapter":
+        from .source_adapter import call_adapter
+
+        return call_adapter(src, subject)
     opts = _options(src)
     if src.kind == "bids":
         from ..io import load_bids
+        from .source_bids import load_bids_participant
 
-        kw: dict[str, Any] = dict(datatype=src.datatype, session=src.session, runs=src.runs, space=src.space,
-                                  mask=src.mask, atlas=src.atlas, tr=src.tr, word_column=src.word_column)
-        kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
         _check_options(load_bids, opts, 3)
-        kw.update(opts)
-        rec, stim = load_bids(src.root, subject, task or src.task, **kw)[:2]
-        return Loaded(rec, stim, None, _confounds_of(rec))
+        rec, stim, conf = load_bids_participant(src, subject, task or src.task, opts)
+        return Loaded(rec, stim, None, conf if conf is not None else _confounds_of(rec))
     if src.kind == "roi_table":
         fn = _adapter(_roi_module(), f"load_{src.adapter}", "loads one participant")
         _check_options(fn, opts, 2)

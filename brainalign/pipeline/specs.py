@@ -59,6 +59,14 @@ class LoadSpec:
     atlas: Optional[str] = None
     tr: Optional[float] = None
     word_column: Optional[str] = None
+    derivatives: Optional[str] = None
+    pool_sessions: bool = False
+    trial_type: Optional[tuple[str, ...]] = None
+    allow_numeric_words: bool = False
+    high_gamma: bool = False
+    bold: Optional[str] = None
+    words: Optional[str] = None
+    tier: Optional[str] = None
 
     def loader_options(self) -> dict[str, Any]:
         """The extra loader keywords as a dict (tuples back to lists)."""
@@ -73,20 +81,19 @@ class PreprocessSpec:
     high_pass: Optional[float] = None
     low_pass: Optional[float] = None
     standardize: bool = True
-    confounds: bool = False
+    confounds: str = "auto"
 
     @property
     def active(self) -> bool:
-        return bool(self.detrend or self.high_pass or self.low_pass or self.standardize or self.confounds)
+        return bool(self.detrend or self.high_pass or self.low_pass or self.standardize or self.confounds != "none")
 
 
 @dataclass(frozen=True)
 class BaselineSpec:
-    """Baseline regressors: table ``columns`` (None = all), the loader's confounds, FIR ``delays`` (samples)."""
+    """Baseline regressors: table ``columns`` (None = all) and FIR ``delays`` (samples)."""
 
     label: str = "baseline"
     columns: Optional[tuple[str, ...]] = None
-    confounds: bool = False
     delays: Optional[tuple[int, ...]] = None
 
 
@@ -240,10 +247,20 @@ def _options(opts: dict) -> tuple:
 
 def load_spec(src) -> LoadSpec:
     """LoadSpec of a validated ``data.source`` section (any kind)."""
-    common = dict(kind=src.kind, task=src.task, participants=_tuple(src.participants), options=_options(src.options))
+    common = dict(kind=src.kind, task=src.task, participants=_tuple(src.participants),
+                  options=_options(getattr(src, "options", {})))
     if src.kind == "bids":
+        tt = (src.trial_type,) if isinstance(src.trial_type, str) else _tuple(src.trial_type)
         return LoadSpec(**common, root=src.root, datatype=src.datatype, session=src.session, runs=_tuple(src.runs),
-                        space=src.space, mask=src.mask, atlas=src.atlas, tr=src.tr, word_column=src.word_column)
+                        space=src.space, mask=src.mask, atlas=src.atlas, tr=src.tr, word_column=src.word_column,
+                        derivatives=src.derivatives, pool_sessions=src.pool_sessions, trial_type=tt,
+                        allow_numeric_words=src.allow_numeric_words, high_gamma=src.high_gamma)
+    if src.kind == "nifti":
+        return LoadSpec(kind=src.kind, task=src.task, participants=_tuple(src.participants), root=src.root,
+                        exclude=tuple(src.exclude), bold=src.bold, words=src.words, tr=src.tr, mask=src.mask,
+                        atlas=src.atlas, tier=src.tier, word_column=src.word_column)
+    if src.kind == "adapter":
+        return LoadSpec(**common, root=src.root, adapter=src.adapter, exclude=tuple(src.exclude))
     where = dict(root=src.root) if src.kind == "roi_table" else dict(path=src.path)
     return LoadSpec(**common, **where, adapter=src.adapter, exclude=tuple(src.exclude))
 
@@ -263,8 +280,7 @@ def specs_from_config(cfg) -> StudySpecs:
         load=load_spec(d.source),
         preprocess=PreprocessSpec(detrend=pp.detrend, high_pass=pp.high_pass, low_pass=pp.low_pass,
                                   standardize=pp.standardize, confounds=pp.confounds),
-        baseline=None if b is None else BaselineSpec(label=b.label, columns=_tuple(b.columns), confounds=b.confounds,
-                                                     delays=_tuple(b.delays)),
+        baseline=None if b is None else BaselineSpec(label=b.label, columns=_tuple(b.columns), delays=_tuple(b.delays)),
         models=tuple(model_spec(m) for m in cfg.models),
         align=AlignSpec(method=al.method, delays=tuple(al.delays), window=al.window, trim=tuple(al.trim),
                         zscore=al.zscore, tmin=al.tmin, tmax=al.tmax),

@@ -23,6 +23,10 @@ def copy_geometry(ds: xr.Dataset, recording) -> None:
     attrs = getattr(recording, "attrs", {})
     if "sources" in attrs:
         ds.attrs["sources"] = json.dumps([str(s) for s in attrs["sources"]])
+    for key, name in (("session", "session"), ("preprocessing", "preprocessing"), ("mask", "data_mask"),
+                      ("space", "data_space")):  # the data's provenance, for names and the sidecar
+        if attrs.get(key):
+            ds.attrs[name] = str(attrs[key])
     copy_channels(ds, recording)
     coords = getattr(recording, "coords", {})
     shape = attrs.get("volume_shape")
