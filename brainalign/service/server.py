@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import socket
 import sys
 
@@ -20,6 +22,7 @@ from .settings import ServiceSettings
 
 log = logging.getLogger("brainalign.service")
 SCHEDULER_TIMEOUT_S = 15
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -66,12 +69,30 @@ def start_dask(settings: ServiceSettings):
                                f"({type(exc).__name__}: {' '.join(str(exc).split()) or 'timed out'})") from None
     if settings.workers < 1:
         raise ServiceError(f"--workers {settings.workers}: give at least one worker")
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
     try:
         cluster = LocalCluster(n_workers=settings.workers, threads_per_worker=1, processes=True,
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     except (OSError, TimeoutError, RuntimeError) as exc:
         raise ServiceError(f"--workers {settings.workers}: the local Dask workers did not start ({exc})") from None
+    finally:
+        _restore_env(saved)
     return Client(cluster), cluster
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    """Undo the thread variables the Dask nanny sets in *this* process (OMP_NUM_THREADS=1...).
+
+    The server's own process computes activations when a job warms the cache; with
+    them left at 1 it would use one torch thread where ``brainalign run`` uses the
+    machine's count, and floating-point sums (so the cached activations) would
+    differ from the CLI's in the last bits. Tasks set their own thread count.
+    """
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _check(settings: ServiceSettings) -> None:
@@ -122,6 +143,9 @@ def _serve(settings: ServiceSettings, store, runner, sock: socket.socket, requeu
     print(f"brainalign serve: {where} (state {settings.state_dir}, {workers}"
           f"{f', {len(requeued)} job(s) re-queued' if requeued else ''})", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    # uvicorn stops on SIGTERM, then raises the signal again once it has stopped; with this
+    # handler in place that second delivery is a no-op and the runner and cluster stop cleanly.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.Server(config).run(sockets=[sock])
 
 
