@@ -48,7 +48,8 @@ FIELDS = {
     **{f"alignment.{k}": f"align.{k}" for k in ("method", "delays", "window", "trim", "zscore", "tmin", "tmax")},
     **{f"scoring.cv.{k}": f"score.cv.{k}" for k in ("kind", "n_folds", "column")},
     "scoring.inner_cv": "score.cv.inner_cv",
-    **{f"scoring.{k}": f"score.{k}" for k in ("methods", "alphas", "seed", "baseline_penalty", "layer_selection")},
+    **{f"scoring.{k}": f"score.{k}" for k in ("methods", "alphas", "seed", "baseline_penalty", "layer_selection",
+                                                   "permutations")},
     **{f"scoring.rsa.{k}": f"score.rsa.{k}" for k in ("metric", "compare", "transform", "lower", "upper", "n_items",
                                                       "geodesic_method", "zero_edges", "p", "k", "rank", "select_gt",
                                                       "select_step")},
@@ -129,7 +130,7 @@ def _rich(kind: str) -> dict:
         "alignment": {"method": "epochs", "delays": [0, 2], "window": 5, "trim": [1, 2], "zscore": False,
                       "tmin": 0.1, "tmax": 0.9},
         "scoring": {"methods": ["encoding"], "cv": {"kind": "group", "n_folds": 3, "column": "sentence"},
-                    "inner_cv": 4, "alphas": [0.5, 2.0], "seed": 9, "baseline_penalty": "shared",
+                    "inner_cv": 4, "alphas": [0.5, 2.0], "seed": 9, "baseline_penalty": "shared", "permutations": 50,
                     "layer_selection": "unique_pairwise",
                     "rsa": {"metric": "cosine", "compare": "kendall_tau_a", "transform": "gt", "lower": 0.1,
                             "upper": 0.7, "n_items": 50, "geodesic_method": "k_nearest", "zero_edges": "keep",
@@ -228,7 +229,7 @@ def test_the_kernel_names_are_accepted_and_nothing_else():
     assert specs_from_config(cfg).score.rsa.compare == "kendall_tau_a"
     from brainalign.errors import ConfigError
 
-    for bad in ({"rsa": {"compare": "kendall"}}, {"rsa": {"metric": "mahalanobis"}}, {"permutations": 100}):
+    for bad in ({"rsa": {"compare": "kendall"}}, {"rsa": {"metric": "mahalanobis"}}, {"permutations": -1}):
         with pytest.raises(ConfigError, match="scoring"):
             validate_config({**base, "scoring": bad})
     with pytest.raises(ConfigError, match="statistics.compare_baseline"):

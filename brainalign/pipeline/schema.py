@@ -344,6 +344,10 @@ class ScoringConfig(_Strict):
     inner_cv: int = Field(5, ge=2)
     alphas: list[float] = Field(default_factory=lambda: [10.0**k for k in range(-2, 11)])
     seed: int = 0
+    permutations: int = Field(
+        200, ge=0, description="shifts of the refit circular-shift null behind each target's p "
+        "(brainalign.encoding.permutation; docs/validation.md 'Calibration of per-target p-values'); "
+        "0 = the old one-sided t-test over the outer folds' r, which is not calibrated")
     baseline_penalty: Literal[C.BASELINE_PENALTIES] = Field(
         "banded", description="'banded' (default): baseline + layer as a two-band ridge "
         "(brainalign.encoding.BandedRidgeCV), so the baseline is not shrunk with the layer's features; "

@@ -190,6 +190,7 @@ class ScoreSpec:
     baseline_penalty: str = "banded"
     layer_selection: str = "argmax"
     seed: int = 0
+    permutations: int = 200
     cv: CVSpec = field(default_factory=CVSpec)
     rsa: RSASpec = field(default_factory=RSASpec)
     geometry: GeometrySpec = field(default_factory=GeometrySpec)
@@ -286,6 +287,7 @@ def specs_from_config(cfg) -> StudySpecs:
                         zscore=al.zscore, tmin=al.tmin, tmax=al.tmax),
         score=ScoreSpec(methods=tuple(sc.methods), alphas=tuple(float(a) for a in sc.alphas),
                         baseline_penalty=sc.baseline_penalty, layer_selection=sc.layer_selection, seed=sc.seed,
+                        permutations=sc.permutations,
                         cv=CVSpec(kind=sc.cv.kind, n_folds=sc.cv.n_folds, column=sc.cv.column, inner_cv=sc.inner_cv),
                         rsa=RSASpec(**sc.rsa.model_dump()),
                         geometry=GeometrySpec(**{**sc.geometry.model_dump(), "metrics": tuple(sc.geometry.metrics)})),
