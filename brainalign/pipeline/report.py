@@ -155,6 +155,7 @@ def _rsa_figure(ds: xr.Dataset) -> str:
     for reg in ds["region"].values:
         ax.plot(ds["layer"].values, ds["rsa"].sel(region=reg).values, marker="o", label=str(reg))
     ax.set_xlabel("layer")
+    ax.set_xticks(ds["layer"].values)
     ax.set_ylabel("RSA")
     ax.legend(fontsize=7)
     return figure(fig, f"RSA per layer ({ds.attrs.get('rsa_metric', 'spearman')} between RDMs), per region.", "rsa")

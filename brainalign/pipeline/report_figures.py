@@ -87,6 +87,7 @@ def layer_curve(ds: xr.Dataset, q: float):
         ax.axhline(float(np.nanmean(ds["baseline_r"].values)), color="gray", ls="--", label="baseline only")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("layer")
+    ax.set_xticks(layers)
     ax.set_ylabel("mean r over targets")
     ax.legend(fontsize=7)
     caption = (f"Layer profile: mean held-out r per layer, {interval}. Star: best layer; shaded: the layers not "
@@ -106,6 +107,7 @@ def p_best_figure(ds: xr.Dataset):
         ax.bar(layers + (k - (len(sums) - 1) / 2) * width, ds["summary_p_best"].sel(summary=s).values, width=width,
                label=str(s), color=f"C{k}")
     ax.set_xlabel("layer")
+    ax.set_xticks(layers)
     ax.set_ylabel("p(best)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
@@ -135,6 +137,7 @@ def target_profiles(ds: xr.Dataset, q: float, kind: str):
         sig = "p_fdr" in t and bool((t["p_fdr"].values < q).any())
         ax.set_title(f"{t['target'].values}{' *' if sig else ''}", fontsize=7)
         ax.axhline(0, color="k", lw=0.4)
+        ax.set_xticks(layers)
         ax.tick_params(labelsize=6)
     fig.tight_layout()
     caption = (f"Per-{kind} layer profiles: held-out r with its 95% bootstrap interval; star: the {kind}'s best layer, "
@@ -155,6 +158,7 @@ def ceiling_curve(ds: xr.Dataset):
     ax.plot(layers, m, marker="o")
     ax.fill_between(layers, m - 1.96 * sem, m + 1.96 * sem, alpha=0.2)
     ax.set_xlabel("layer")
+    ax.set_xticks(layers)
     ax.set_ylabel("r / ceiling")
     kind = ds.attrs.get("ceiling_kind") or "noise ceiling"
     c = ds["ceiling"].values

@@ -66,11 +66,14 @@ def group_curve(dsets: list[xr.Dataset], enc: pd.DataFrame, q: float, seed: int)
                          f"{int(100 * LEVEL)}% credible set {_set_text(layers, b['in_credible_set'])}")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("layer")
+    ax.set_xticks(np.asarray(layers, dtype=float))
     ax.set_ylabel("mean r over targets")
     ax.legend(fontsize=7)
     body.append(figure(fig, (f"Group layer profile over {len(dsets)} participants: mean r, 95% bootstrap interval "
                              "(participants resampled); star: best layer, shaded: the layers not distinguishable "
-                             "from the best (credible set). " + "; ".join(parts) + "."), "group-profile"))
+                             "from the best (credible set). " + "; ".join(parts) + "."
+                             + (" With fewer than 5 participants the bootstrap over participants is coarse."
+                                if len(dsets) < 5 else "")), "group-profile"))
     body.append(para("Group answer: " + "; ".join(parts) + ".", "answer"))
     return body
 

@@ -152,11 +152,13 @@ def electrode_maps(ds: xr.Dataset, layer: int, q: float) -> list:
     sig = np.isfinite(pref)
     if sig.any():
         layers = [int(l) for l in ds["layer"].values]
-        cmap, _ = layer_cmap(layers)
+        cmap, norm = layer_cmap(layers)
+        rank = np.searchsorted(np.asarray(layers), pref[sig]).astype(float)
         fig2 = plt().figure(figsize=(8, 2.8))
-        plotting.plot_markers(pref[sig], pos[ok][sig], node_cmap=cmap, node_vmin=layers[0] - 0.5,
-                              node_vmax=layers[-1] + 0.5, figure=fig2, display_mode="lzry", title="preferred layer",
-                              node_size=40)
+        plotting.plot_markers(rank, pos[ok][sig], node_cmap=cmap, node_vmin=-0.5, node_vmax=len(layers) - 0.5,
+                              figure=fig2, display_mode="lzry", title="preferred layer", node_size=40, colorbar=False)
+        cb = fig2.colorbar(plt().cm.ScalarMappable(norm=norm, cmap=cmap), ax=fig2.axes, fraction=0.03, ticks=layers)
+        cb.set_label("layer")
         out.append((fig2, f"Electrodes: the best layer of the {int(sig.sum())} channels with p_fdr < {q:g} at some "
                           "layer, one colour per layer."))
     return out
