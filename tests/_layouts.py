@@ -153,3 +153,23 @@ def layer_r(table: pd.DataFrame, layer: int = 1) -> pd.Series:
     t = table[(table.metric == "r") & (table.method == "encoding") & table.fold.isna() & (table.layer == layer)
               & (table.model == "MiniLM")]
     return t.set_index(t["target"].astype(int))["value"]
+
+
+def textgrid(words: pd.DataFrame, xmax: float) -> str:
+    """A long-format Praat TextGrid with one interval tier 'words' (silences as empty intervals)."""
+    ivs, t = [], 0.0
+    for on, du, w in zip(words["onset"], words["duration"], words["word"]):
+        if on > t + 1e-6:
+            ivs.append((t, on, ""))
+        ivs.append((on, on + du, str(w).replace('"', "")))
+        t = on + du
+    if xmax > t:
+        ivs.append((t, xmax, ""))
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {xmax}",
+             "tiers? <exists>", "size = 1", "item []:", "    item [1]:", '        class = "IntervalTier"',
+             '        name = "words"', "        xmin = 0", f"        xmax = {xmax}",
+             f"        intervals: size = {len(ivs)}"]
+    for i, (a, b, w) in enumerate(ivs, 1):
+        lines += [f"        intervals [{i}]:", f"            xmin = {a}", f"            xmax = {b}",
+                  f'            text = "{w}"']
+    return "\n".join(lines) + "\n"

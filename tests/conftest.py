@@ -27,6 +27,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def layout_cache(tmp_path_factory):
+    """One activation cache for the data-layout tests (tests/_layouts.py): their stories are the same words."""
+    return tmp_path_factory.mktemp("layout-activations")
+
+
+@pytest.fixture(scope="session")
 def damaged_world(tmp_path_factory):
     """The small simulated dataset and activation cache the damaged-input corpus starts from."""
     return make_world(tmp_path_factory)

@@ -10,8 +10,8 @@ from _layouts import N_COSINE, N_NSS, SPACE, cli, fast_config, layer_r, planted_
 
 
 @pytest.fixture(scope="module")
-def fmriprep_ds(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("acts")
+def fmriprep_ds(tmp_path_factory, layout_cache):
+    cache = layout_cache
     root = tmp_path_factory.mktemp("fp") / "ds"
     truth = simulate(root, cache, seed=3)
     to_fmriprep(root, truth, seed=3)

@@ -12,6 +12,7 @@ from ..errors import ConstantSignalError, DataQualityWarning, InputError
 from .fmri import DEFAULT_CLEAN, FuncRun, clean_in_blocks, find_func_runs, frame_offset, run_confounds
 from .func_read import check_runs, common_tr, read_targets
 from .layout import parse_entities
+from .layout import parse_entities
 
 
 def _clean_options(clean: bool | dict) -> dict | None:
@@ -64,6 +65,18 @@ def load_func(
         What was read, for the word tables.
     """
     found = find_func_runs(root, sub, task, session=session, runs=runs, derivatives=derivatives, space=space)
+    rec = read_func_runs(found, sub, task, space=space, mask=mask, atlas=atlas, atlas_labels=atlas_labels,
+                         confounds=confounds, derivatives=derivatives, tr=tr, frame_time=frame_time, clean=clean,
+                         chunk_mb=chunk_mb)
+    return rec, found
+
+
+def read_func_runs(
+    found: Sequence[FuncRun], sub: str, task: str, *, space: str | None = None, mask: Any = None, atlas: Any = None,
+    atlas_labels: Sequence[str] | None = None, confounds: Any = None, derivatives: Path | None = None,
+    tr: float | None = None, frame_time: str | float = "start", clean: bool | dict = True, chunk_mb: float = 64.0,
+):
+    """The Recording of runs already found (BIDS or plain NIfTI); the keywords are :func:`load_func`'s."""
     t_r = common_tr(found, tr)
     off = frame_offset(frame_time)
     opts, confounds = _clean_plan(clean, confounds, derivatives)
@@ -88,6 +101,9 @@ def load_func(
         run_files=[f"{'1' if r.run is None else r.run}:{r.bold}" for r in found],
         confound_files=[f"{'1' if r.run is None else r.run}:{r.confounds}" for r in found if r.confounds is not None],
         run_volumes=[f"{'1' if r.run is None else r.run}:{n}" for r, n in zip(found, nvols)],
+        run_files=[f"{'1' if r.run is None else r.run}:{r.bold}" for r in found],
+        confound_files=[f"{'1' if r.run is None else r.run}:{r.confounds}" for r in found if r.confounds is not None],
+        run_volumes=[f"{'1' if r.run is None else r.run}:{n}" for r, n in zip(found, nvols)],
         warnings=load_warnings,
         clean=str(opts),
         confounds=str(confounds),
@@ -96,7 +112,7 @@ def load_func(
     if ijk is not None:
         for k, v in dict(voxel_i=ijk[:, 0], voxel_j=ijk[:, 1], voxel_k=ijk[:, 2]).items():
             rec = rec.assign_coords({k: ("target", v)})
-    return rec, found
+    return rec
 
 
 def _clean_plan(clean: bool | dict, confounds: Any, derivatives: Path | None) -> tuple[dict | None, Any]:

@@ -114,7 +114,7 @@ def list_participants(src) -> list[str]:
     elif src.kind == "nifti":
         from ..io.nifti_source import list_nifti_participants
 
-        labels = list_nifti_participants(src)
+        labels = list_nifti_participants(src.root, src.bold)
     elif src.kind == "adapter":
         from .source_adapter import adapter_participants
 
@@ -164,7 +164,8 @@ def load_participant(src, subject: str, task: str | None = None) -> Loaded:
     if src.kind == "nifti":
         from ..io.nifti_source import load_nifti_participant
 
-        rec, stim = load_nifti_participant(src, subject)
+        rec, stim = load_nifti_participant(src.root, src.bold, src.words, subject, task=src.task, tr=src.tr,
+                                           mask=src.mask, atlas=src.atlas, tier=src.tier, word_column=src.word_column)
         return Loaded(rec, stim, None, None)
     if src.kind == "adapter":
         from .source_adapter import call_adapter
