@@ -10,7 +10,8 @@ returning a float for two (items, features) arrays and a matrix for stacks:
 - :func:`shape_distance`, :func:`shape_distance_cv` — generalized shape metrics
   with partial whitening (Williams et al. 2021).
 - :func:`stochastic_shape_distance` — Gaussian (2-Wasserstein/Bures) stochastic
-  shape distance of noisy responses (Duong et al. 2023).
+  shape distance of noisy responses (Duong et al. 2023), and :func:`energy_shape_distance`,
+  its energy-distance form.
 
 And of one representation:
 
@@ -25,7 +26,7 @@ from .dimension import METHODS as ID_METHODS
 from .dimension import intrinsic_dimension, intrinsic_dimension_ci, neighbour_distances
 from .knn import cknna, cycle_knn, knn_indices, mutual_knn
 from .shape import KINDS, shape_distance, shape_distance_cv, whitening
-from .stochastic import stochastic_shape_distance
+from .stochastic import energy_shape_distance, stochastic_shape_distance
 
 __all__ = [
     "mutual_knn",
@@ -37,6 +38,7 @@ __all__ = [
     "shape_distance",
     "shape_distance_cv",
     "stochastic_shape_distance",
+    "energy_shape_distance",
     "whitening",
     "intrinsic_dimension",
     "intrinsic_dimension_ci",
