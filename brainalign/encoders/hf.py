@@ -45,6 +45,7 @@ import xarray as xr
 from ..errors import InputError
 from .cache import ActivationCache, entry_key
 from .forward import run_passes
+from .stochastic import sample_passes
 from .model import (
     LoadedModel,
     library_versions,
@@ -104,6 +105,16 @@ class HFEncoder:
     batch_tokens : int, optional
         Padded-token budget of one batch when ``batch_size`` is ``None``; 8192 on
         CPU and 32768 on a GPU by default.
+    stochastic : bool
+        Run the model with its dropout active (:mod:`brainalign.encoders.stochastic`;
+        no gradients), ``n_samples`` times: the activations get a ``sample`` dimension,
+        (layer, sample, word, feature), the repeats of
+        :func:`brainalign.geometry.stochastic_shape_distance` after a transpose.
+    n_samples : int
+        Dropout draws when ``stochastic``.
+    seed : int
+        Seed of the draws (sample s uses torch seed ``seed * 1_000_003 + s``); the
+        seed, the number of draws and the batching are part of the cache key.
 
     Attributes
     ----------
@@ -132,6 +143,9 @@ class HFEncoder:
         share_passes: bool = True,
         progress: bool | None = None,
         batch_tokens: int | None = None,
+        stochastic: bool = False,
+        n_samples: int = 8,
+        seed: int = 0,
     ) -> None:
         self.model = model
         self.layers = layers
@@ -147,6 +161,9 @@ class HFEncoder:
         self.share_passes = share_passes
         self.progress = progress
         self.batch_tokens = batch_tokens
+        self.stochastic = stochastic
+        self.n_samples = n_samples
+        self.seed = seed
 
     # -- validation -------------------------------------------------------------
     def _check_params(self) -> None:
@@ -159,7 +176,7 @@ class HFEncoder:
             or self.context_words < 1
         ):
             raise InputError(f"context_words={self.context_words!r} must be a positive integer")
-        for name in ("batch_size", "batch_tokens"):
+        for name in ("batch_size", "batch_tokens", "n_samples"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
                 raise InputError(f"{name}={v!r} must be a positive integer or None")
@@ -193,6 +210,7 @@ class HFEncoder:
         Returns
         -------
         xarray.DataArray, dims ("layer", "word", "feature"), float32
+            (``("layer", "sample", "word", "feature")`` when ``stochastic``)
             Coords: ``layer`` (hidden-state index), ``word`` (0-based position),
             ``text`` (the stripped word), ``context_start`` (first word of its
             context) and ``run`` / ``sentence`` when given. Attrs record the model,
@@ -219,6 +237,9 @@ class HFEncoder:
             "dtype": str(dtype).replace("torch.", ""),
             "versions": library_versions(),
         }
+        if self.stochastic:  # dropout draws depend on the seed, their number and the batches
+            description.update(stochastic=True, n_samples=int(self.n_samples), seed=int(self.seed),
+                               batch_size=self.batch_size, batch_tokens=self.batch_tokens)
         key = entry_key(description)
         cache = None if self.cache_dir is False else ActivationCache(self.cache_dir)
 
@@ -231,7 +252,7 @@ class HFEncoder:
             starts = cache.read_array(key, "context-start", shape=(len(seq),))
             for layer in layers:
                 arr = cache.read_array(key, layer)
-                if arr is not None and arr.ndim == 2 and arr.shape[0] == len(seq):
+                if arr is not None and arr.ndim == (3 if self.stochastic else 2) and arr.shape[-2] == len(seq):
                     arrays[layer] = arr
         missing = [layer for layer in layers if layer not in arrays]
         self.cache_hit_ = meta is not None and not missing and starts is not None
@@ -252,6 +273,8 @@ class HFEncoder:
         self.causal_ = attrs.get("causal") == "true"
         attrs["model"] = ref.name
         attrs["cache_hit"] = "true" if self.cache_hit_ else "false"
+        if self.stochastic:
+            attrs.update(stochastic="true", n_samples=int(self.n_samples), seed=int(self.seed))
         return self._to_dataarray(seq, layers, arrays, starts, attrs)
 
     def _compute(
@@ -288,12 +311,15 @@ class HFEncoder:
                     f"{loaded.max_length} tokens of model {name!r}",
                     stacklevel=3,
                 )
-        bar = self._progress_bar(len(seq))
+        bar = self._progress_bar(len(seq) * (int(self.n_samples) if self.stochastic else 1))
         try:
             budget_tokens = self.batch_tokens or (32768 if loaded.device.type == "cuda" else 8192)
-            values = run_passes(loaded, passes, spans, layers, self.pooling, len(seq),
-                                None if self.batch_size is None else int(self.batch_size), name, bar,
-                                batch_tokens=int(budget_tokens))
+            args = (loaded, passes, spans, layers, self.pooling, len(seq),
+                    None if self.batch_size is None else int(self.batch_size), name, bar)
+            if self.stochastic:
+                values = sample_passes(*args, int(budget_tokens), int(self.n_samples), int(self.seed))
+            else:
+                values = run_passes(*args, batch_tokens=int(budget_tokens))
         finally:
             if bar is not None:
                 bar.close()
@@ -331,6 +357,7 @@ class HFEncoder:
         data = np.stack([arrays[layer] for layer in layers])
         coords: dict[str, Any] = {
             "layer": np.asarray(layers, dtype=np.int64),
+            **({"sample": np.arange(data.shape[1], dtype=np.int64)} if data.ndim == 4 else {}),
             "word": np.arange(len(seq), dtype=np.int64),
             "text": ("word", np.asarray(seq.words, dtype=object)),
             "context_start": ("word", np.asarray(starts, dtype=np.int64)),
@@ -339,4 +366,5 @@ class HFEncoder:
             coords["run"] = ("word", np.asarray(seq.run))
         if seq.sentence is not None:
             coords["sentence"] = ("word", np.asarray(seq.sentence))
-        return xr.DataArray(data, dims=("layer", "word", "feature"), coords=coords, attrs=attrs, name="activations")
+        dims = ("layer", "sample", "word", "feature") if data.ndim == 4 else ("layer", "word", "feature")
+        return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name="activations")
