@@ -69,11 +69,19 @@ def _func_dirs(root: Path, sub: str, session: str | None, derivatives: Path | No
     return out
 
 
+def _with_suffix(p: Path) -> Path:
+    """``p`` named with the ``_bold`` suffix (old fMRIPrep GIFTI names end in ``_hemi-L.func.gii``)."""
+    for ext in (GIFTI_EXT, CIFTI_EXT):
+        if p.name.endswith(ext) and "suffix" not in parse_entities(p.name):
+            return p.with_name(p.name[: -len(ext)] + "_bold" + ext)
+    return p
+
+
 def _matches(p: Path, kind: str, task: str, space: str) -> dict | None:
     ext = GIFTI_EXT if kind == "gifti" else CIFTI_EXT
     if not p.name.endswith(ext):
         return None
-    e = parse_entities(p.name)
+    e = parse_entities(_with_suffix(p).name)
     if e.get("task") != task or e.get("space") != space or e.get("suffix", "bold") != "bold":
         return None
     if e.get("desc", "preproc") != "preproc":
@@ -180,7 +188,7 @@ def find_surface_runs(root: Path, sub: str, task: str, *, space: str, session: s
 
 def _describe(root: Path, base: Path, sub: str, session: str | None, task: str, run, files: dict) -> SurfaceRun:
     first = next(iter(files.values()))
-    e = parse_entities(first.name)
+    e = parse_entities(_with_suffix(first).name)
     stem = f"sub-{sub}" + (f"_ses-{session}" if session else "") + f"_task-{task}"
     for key in ("acq", "ce", "rec", "dir"):
         if key in e:
@@ -194,7 +202,7 @@ def _describe(root: Path, base: Path, sub: str, session: str | None, task: str, 
     meta: dict = {}
     used: list = []
     for f in files.values():
-        m, u = inherited_sidecar(f, base, suffix="bold")
+        m, u = inherited_sidecar(_with_suffix(f), base, suffix="bold")
         meta.update(m)
         used += [x for x in u if x not in used]
     if "RepetitionTime" not in meta:
