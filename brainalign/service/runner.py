@@ -130,7 +130,7 @@ class JobRunner:
 
         raw = self.store.job_config(job_id)
         raw = {**raw, "execution": {**(raw.get("execution") or {}), "cache_dir": str(self.settings.cache_dir)}}
-        cfg = validate_config(raw, where="the job's configuration")
+        cfg = validate_config(raw)
         report = cfg.outputs.report
         study_cfg = cfg.model_copy(deep=True)
         study_cfg.outputs.report = False  # reports are drawn below, one job at a time (outputs not in the hash)
