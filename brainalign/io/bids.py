@@ -12,6 +12,7 @@ import pandas as pd
 from ..data import make_stimulus
 from ..errors import DataQualityWarning, InputError, MissingDataError
 from .layout import check_datatype, check_root, list_sessions, require_subject, strip_prefix
+from .surface_runs import surface_kind
 from .words import concat_stimuli, read_events_words, read_words
 
 _FMRI_ONLY = ("space", "mask", "atlas", "atlas_labels", "tr", "derivatives")
@@ -219,7 +220,9 @@ def load_bids(
     runs : sequence, optional
         Run labels to load (default all), e.g. ``[1, 2]`` or ``["01"]``.
     space : str, optional
-        fMRIPrep output space (e.g. ``"MNI152NLin2009cAsym"``).
+        fMRIPrep output space (e.g. ``"MNI152NLin2009cAsym"``); surfaces: ``"fsaverage5"``,
+        ``"fsaverage6"``, ``"fsaverage"``, ``"fsnative"`` (GIFTI per hemisphere, :mod:`.surface`) or
+        ``"fsLR"`` (CIFTI dense time series, :mod:`.cifti`).
     mask : path or image, optional
         Voxels to keep (resampled to the BOLD grid if needed). Default: the
         fMRIPrep brain masks (intersected over runs), else nilearn's
@@ -276,7 +279,16 @@ def load_bids(
     sub = require_subject(r, subject)
     tsk = strip_prefix(task, "task")
     ses = _session(r, sub, session)
-    if datatype == "func":
+    if datatype == "func" and surface_kind(space) is not None:  # GIFTI / CIFTI (io/surface_load.py)
+        from .surface_load import load_surface_space
+
+        rec, found = load_surface_space(
+            r, sub, tsk, space=space, mask=mask, atlas=atlas, session=ses, runs=runs, tr=tr, frame_time=frame_time,
+            derivatives=_derivatives_root(r, derivatives), clean=clean, confounds=confounds,
+        )
+        labels = ["1" if f.run is None else str(f.run) for f in found]
+        events = [f.events for f in found]
+    elif datatype == "func":
         from .func import load_func
 
         rec, found = load_func(

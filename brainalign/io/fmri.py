@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import CorruptFileError, InputError, MissingDataError, MissingFieldError, ShapeMismatchError
 from .layout import inherited_sidecar, parse_entities
+from .surface_runs import surface_hint
 from .nifti import load_header
 
 DEFAULT_CLEAN = dict(detrend=True, standardize="zscore_sample", high_pass=0.008, low_pass=None, filter="cosine")
@@ -124,7 +125,8 @@ def find_func_runs(
             have = sorted(p.name for p in d.glob("*_bold.nii*")) if d.is_dir() else []
             raise MissingDataError(
                 f"no fMRIPrep preprocessed BOLD for sub-{sub} task-{task}"
-                f"{' space-' + space if space else ''} in {d} (found: {', '.join(have) or 'nothing'}); "
+                f"{' space-' + space if space else ''} in {d} (found: {', '.join(have) or 'nothing'}"
+                f"{surface_hint(d)}); "
                 "--space (data.source.space) picks the space, --derivatives none (data.source.derivatives) the raw BOLD"
             )
         tasks = list_tasks(root, sub, "func")

@@ -6,9 +6,11 @@ seeded), a one-sided test against 0 (Wilcoxon signed-rank or t-test) with
 Benjamini-Hochberg FDR over layer x target, and, when a baseline was fitted, the
 paired test of r(baseline + layer) against r(baseline) per target (FDR over layer x
 target). Participants are joined on each target's identity (voxel flat index in the
-volume grid, channel, ROI or region name) and every row says how many participants
-have that target (``n_subjects``). Results go to ``group/`` as long tables and
-mean-r maps; ``group.html`` is rendered from them by :mod:`.report`.
+volume grid, surface vertex ``<hemi>_<vertex>`` or CIFTI grayordinate, channel, ROI or
+region name) and every row says how many participants have that target
+(``n_subjects``). Results go to ``group/`` as long tables and mean-r maps (NIfTI, or
+GIFTI/CIFTI on surfaces: :mod:`.surface_maps`); ``group.html`` is rendered from them
+by :mod:`.report`.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from scipy import stats
 
 from ..encoding import fdr_bh
 from ..errors import MissingDataError
-from . import outputs
+from . import outputs, surface_maps
 from .geometry_scores import geometry_rows, geometry_var
 from .gt_band import band_table
 
@@ -215,7 +217,8 @@ def run_group(out_dir, cfg=None) -> GroupResult:
                      n_bootstrap=opts["n_boot"], fdr=opts["fdr"])
         if cfg is not None:
             stats["q"] = cfg.statistics.q
-        outputs.write_group(table, out, task, model, maps=maps,
+        surface = surface_maps.group_mean(dsets) if (cfg is None or cfg.outputs.maps) else None
+        outputs.write_group(table, out, task, model, maps=maps, surface=surface,
                             settings=dict(settings, statistics=stats, participants=[d.attrs["subject"] for d in dsets]))
         res.tables[(task, model)] = table
     if cfg is not None:  # scoring.methods geometry with two or more models: model x model matrices

@@ -22,6 +22,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..errors import check_safe_label
+from . import surface_maps
 from .provenance import input_hashes, inputs_unchanged, model_identity, model_unchanged, sources_of
 from .geometry_scores import geometry_rows
 
@@ -34,7 +35,8 @@ COLUMN_DESCRIPTIONS = {
     "model": "model label; the baseline model's rows carry the baseline label",
     "layer": "model layer (0 = embeddings); n/a for the baseline and the ceiling",
     "target": ("target identity: flat C-order voxel index in the input's volume grid (volumetric fMRI), "
-               "ROI name, channel name or ERP measure; kept when other targets are dropped"),
+               "'<hemi>_<vertex>' (GIFTI surfaces, e.g. L_1024), grayordinate index along the input's brain "
+               "models axis (CIFTI), ROI name, channel name or ERP measure; kept when other targets are dropped"),
     "method": "'encoding' (cross-validated ridge), 'rsa' or 'geometry' (brainalign.geometry)",
     "metric": (
         "r: mean over outer folds of Pearson r on held-out data (baseline + layer when a baseline "
@@ -267,8 +269,10 @@ def to_volume(values: np.ndarray, flat_index: np.ndarray, shape, affine):
 
 
 def write_maps(ds: xr.Dataset, out_dir, subject: str | None = None, var: str = "r") -> list[Path]:
-    """One NIfTI per layer of ``var`` in the input grid (NaN outside the mask)."""
+    """One NIfTI per layer of ``var`` in the input grid (NaN outside the mask); surfaces: :func:`write_surface_maps`."""
     geo = result_geometry(ds)
+    if geo is None and surface_maps.is_surface(ds):
+        return write_surface_maps(ds, out_dir, subject, var)
     if geo is None or var not in ds:
         return []
     affine, shape = geo
@@ -278,6 +282,24 @@ def write_maps(ds: xr.Dataset, out_dir, subject: str | None = None, var: str = "
         img = to_volume(ds[var].sel(layer=layer).values, idx, shape, affine)
         paths.append(write_nifti(map_path(out_dir, subject, ds.attrs["task"], ds.attrs["model"], int(layer), var,
                                           session=ds.attrs.get("session") if subject else None), img))
+    return paths
+
+
+def write_surface_maps(ds: xr.Dataset, out_dir, subject: str | None = None, var: str = "r") -> list[Path]:
+    """Per layer of ``var``: a GIFTI per hemisphere or a CIFTI dscalar (built by :mod:`.surface_maps`).
+
+    Named as the volumetric map with the surface entities before ``desc-``:
+    ``..._hemi-L_space-fsaverage5_desc-<model>L<NN>_stat-<var>_statmap.func.gii``,
+    ``..._space-fsLR_den-91k_desc-<model>L<NN>_stat-<var>_statmap.dscalar.nii``.
+    """
+    paths = []
+    for layer, entities, ext, img in surface_maps.surface_images(ds, var):
+        vol = map_path(out_dir, subject, ds.attrs["task"], ds.attrs["model"], layer, var,
+                       session=ds.attrs.get("session") if subject else None)
+        path = vol.with_name(surface_maps.surface_map_name(vol.name, entities, ext))
+        with atomic_path(path, suffix=ext) as tmp:
+            nib.save(img, str(tmp))
+        paths.append(path)
     return paths
 
 
@@ -386,9 +408,11 @@ def find_results(out_dir, task: str | None = None, model: str | None = None) -> 
 
 # ------------------------------------------------------------------------- group
 def write_group(table: pd.DataFrame, out_dir, task: str, model: str, *, settings: dict,
-                maps: Iterable[tuple[int, Any]] = ()) -> list[Path]:
-    """Group table (+ sidecar) and group maps (layer, image)."""
+                maps: Iterable[tuple[int, Any]] = (), surface: xr.Dataset | None = None) -> list[Path]:
+    """Group table (+ sidecar) and group maps (layer, image); ``surface``: a mean-r surface result (GIFTI/CIFTI maps)."""
     files = [write_nifti(map_path(out_dir, None, task, model, layer, "r"), img) for layer, img in maps]
+    if surface is not None:
+        files += write_surface_maps(surface, out_dir, None)
     tsv = group_scores_path(out_dir, task, model)
     files.append(write_tsv(tsv, table))
     files.append(write_json(tsv.with_suffix(".json"), {

@@ -2,8 +2,9 @@
 
 The one place that copies the voxel grid (affine, volume shape, flat C-order voxel
 index ``voxel_flat``) and the source files from a :class:`~brainalign.data.Recording`
-onto a result Dataset, and that reads the recording's regions (``region``/``roi``
-target coordinates) for RSA.
+onto a result Dataset (and, for surfaces, the mesh / brain models geometry and the
+vertex identity: :func:`copy_surface`), and that reads the recording's regions
+(``region``/``roi`` target coordinates) for RSA.
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def copy_geometry(ds: xr.Dataset, recording) -> None:
                       ("space", "data_space")):  # the data's provenance, for names and the sidecar
         if attrs.get(key):
             ds.attrs[name] = str(attrs[key])
-    copy_channels(ds, recording)
     coords = getattr(recording, "coords", {})
+    copy_surface(ds, recording)
+    copy_channels(ds, recording)
     shape = attrs.get("volume_shape")
     if shape is None or "affine" not in attrs or "voxel_i" not in coords:
         return
@@ -46,6 +48,30 @@ def regions(recording) -> dict[str, np.ndarray] | None:
             labels = np.asarray(recording[name].values).astype(str)
             return {lab: np.flatnonzero(labels == lab) for lab in dict.fromkeys(labels.tolist())}
     return None
+
+
+SURFACE_COORDS = ("hemi", "vertex", "structure", "cifti_voxel")
+
+
+def copy_surface(ds: xr.Dataset, recording) -> None:
+    """Copy a surface recording's geometry onto ``ds`` (in place).
+
+    Sets the ``surface_geometry`` attr (JSON: space, vertices per hemisphere or the
+    CIFTI brain models axis), ``space``, and the target coordinates ``hemi``/``vertex``
+    (GIFTI) or ``structure``/``vertex``/``cifti_voxel`` (CIFTI), matched on target identity.
+    Nothing happens for a recording that is not on a surface.
+    """
+    attrs = getattr(recording, "attrs", {})
+    if "surface_geometry" not in attrs or "target" not in ds.coords:
+        return
+    ds.attrs["surface_geometry"] = attrs["surface_geometry"]
+    ds.attrs["space"] = str(attrs.get("space", ""))
+    rec_t = np.asarray(recording["target"].values)
+    pos = {t: i for i, t in enumerate(rec_t.tolist())}
+    idx = np.asarray([pos[t] for t in np.asarray(ds["target"].values).tolist()], dtype=np.int64)
+    for c in SURFACE_COORDS:
+        if c in recording.coords and recording[c].dims == ("target",):
+            ds.coords[c] = ("target", np.asarray(recording[c].values)[idx])
 
 
 CHANNEL_COORDS = ("x", "y", "z", "ch_type")
