@@ -11,7 +11,9 @@ from scipy import stats
 
 from brainalign.align import fmri_design
 from brainalign.data import make_recording, make_stimulus
-from brainalign.pipeline.api import finalize, score_chunk
+from brainalign.pipeline import pvalues
+from brainalign.pipeline.api import annotate, finalize, score_chunk
+from brainalign.pipeline.outputs import write_participant
 from brainalign.pipeline.result import merge_chunks
 from brainalign.validation.calibration import ar1
 
@@ -59,6 +61,7 @@ def test_pipeline_p_values_are_calibrated_and_recorded(study):
     assert found[:N_PLANTED].sum() >= N_PLANTED // 2
     assert (ds["p_fdr"].values < 0.05)[:, N_PLANTED:].sum() <= 0.05 * max(1, (ds["p_fdr"].values < 0.05).sum()) + 1
     assert {"p", "p_empirical", "p_fdr"} <= set(ds.data_vars)
+    assert "100 shifts" in pvalues.describe(ds.attrs) and "layer x target at q = 0.05" in pvalues.describe(ds.attrs)
 
 
 def test_permutations_zero_is_the_labelled_fold_ttest(study):
@@ -66,6 +69,7 @@ def test_permutations_zero_is_the_labelled_fold_ttest(study):
     ds = finalize(score_chunk(rec, stim, acts.sel(layer=[1]), permutations=0, **KW))
     assert ds.attrs["p_method"] == "fold_ttest" and ds.attrs["n_permutations"] == 0
     assert "NOT calibrated" in json.loads(ds.attrs["statistics"])["p_method_description"]
+    assert "not calibrated" in pvalues.describe(ds.attrs)
     want = stats.ttest_1samp(ds["r_folds"].values, 0.0, axis=1, alternative="greater").pvalue
     np.testing.assert_allclose(ds["p"].values, np.where(np.isfinite(want), want, 1.0))
 
@@ -77,3 +81,13 @@ def test_layer_chunks_give_the_same_p_as_one_task(study):
     merged = finalize(merge_chunks([score_chunk(rec, stim, acts.sel(layer=ls), **kw) for ls in ([2], [0, 1])]))
     for v in ("p", "p_empirical", "p_fdr"):
         np.testing.assert_array_equal(full[v].values, merged[v].values)
+
+
+def test_the_sidecar_states_the_p_method_and_fdr_family(study, tmp_path):
+    rec, stim, acts = study
+    ds = finalize(score_chunk(rec, stim, acts.sel(layer=[1]), permutations=20, seed=2, **KW), q=0.01)
+    ds = annotate(ds, rec, acts, subject="01", task="t", model="toy")
+    side = next(p for p in write_participant(ds, tmp_path, maps=False) if p.suffix == ".json")
+    got = json.loads(side.read_text())["Statistics"]
+    assert got["p_method"] == "shift" and got["n_permutations"] == 20 and got["seed"] == 2
+    assert got["fdr_family"] == "layer x target" and got["fdr_q"] == 0.01

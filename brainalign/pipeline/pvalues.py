@@ -86,3 +86,21 @@ def record(ds: Any, q: float, fdr: bool) -> None:
     rec = statistics_record(ds, q, fdr)
     ds.attrs.update(p_method=rec["p_method"], n_permutations=rec["n_permutations"],
                     fdr_family=rec["fdr_family"], fdr_q=rec["fdr_q"], statistics=json.dumps(rec, sort_keys=True))
+
+
+def describe(attrs: dict) -> str:
+    """One sentence for reports: how ``p`` was computed and the FDR family and level of ``p_fdr``."""
+    try:
+        rec = json.loads(attrs.get("statistics") or "{}")
+    except ValueError:
+        rec = {}
+    method = rec.get("p_method", attrs.get("p_method", "fold_ttest"))
+    if method == "none":
+        return "No encoding p-values."
+    n = int(rec.get("n_permutations", attrs.get("n_permutations", 0)) or 0)
+    how = (f"per-target p from a refit circular-shift null ({n} shifts of the data within runs)" if method == "shift"
+           else "per-target p from a one-sided t-test over the outer folds' r (scoring.permutations: 0; not calibrated)")
+    fam = rec.get("fdr_family", attrs.get("fdr_family", FDR_FAMILY))
+    q = float(rec.get("fdr_q", attrs.get("fdr_q", 0.05)))
+    tail = f"; Benjamini-Hochberg FDR over {fam} at q = {q:g}" if fam != "none" else "; no FDR correction"
+    return how[0].upper() + how[1:] + tail + "."

@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     n_seeds, n_t = (3, 200) if a.quick else (a.seeds, a.targets)
     base = Setting(n_targets=n_t, n_permutations=a.permutations)
-    planted = replace(base, n_planted=n_t // 5)
+    planted = replace(base, n_planted=n_t // 5, snr=1.0)
     seeds = list(range(n_seeds))
     t0 = time.perf_counter()
     fpr = false_positive_rates(base, seeds)
