@@ -41,7 +41,8 @@ COLUMN_DESCRIPTIONS = {
     "metric": (
         "r: mean over outer folds of Pearson r on held-out data (baseline + layer when a baseline "
         "is configured); alpha: ridge penalty (median over folds for fold n/a); p: one-sided p "
-        "(t-test of fold r > 0, or permutation p); p_fdr: Benjamini-Hochberg q over layer x target; "
+        "(refit circular-shift null, or the uncalibrated t-test of fold r > 0 with scoring.permutations: 0; "
+        "the sidecar's Statistics says which); p_fdr: Benjamini-Hochberg q over layer x target; "
         "ceiling: noise ceiling; r_norm: r / ceiling; delta_r: r(baseline + layer) - r(baseline); "
         "rsa metrics: RDM comparison (e.g. spearman); layer_id: layer chosen by scoring.layer_selection "
         "(layer_id_score: its criterion per layer); p_best: bootstrap share of RSA layer identification; "
@@ -329,6 +330,7 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
         "NSamples": ds.attrs.get("n_samples"),
         "Warnings": json.loads(ds.attrs.get("warnings", "[]")),
         "LayerUncertainty": json.loads(ds.attrs.get("layer_uncertainty", "null")),  # issue 14
+        "Statistics": json.loads(ds.attrs.get("statistics", "{}")),  # p_method, n_permutations, fdr_family, fdr_q
         "Sources": json.loads(ds.attrs.get("sources", "[]")),
         "Session": ds.attrs.get("session") or None,
         "Preprocessing": _preprocessing(ds.attrs),
