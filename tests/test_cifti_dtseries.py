@@ -123,3 +123,17 @@ def test_surface_figure_without_an_fslr_mesh_says_so(cifti):
     text = " ".join(a.get_title() for a in fig.axes)
     assert "no fsLR mesh" in text and len(fig.axes) == 1
     assert "no fsLR mesh" in surface_view_html(ds["r"].sel(layer=1), ds.attrs)
+
+
+def test_group_dscalar_on_the_input_axis(cifti, cache, tmp_path):
+    root, truth, out = cifti
+    cfg = root.parent / "cifti.yaml"
+    res = cli(root, out, "group", "--config", cfg, cache=cache)
+    assert res.returncode == 0, res.stderr
+    names = sorted(p.name for p in (out / "group").glob("*statmap*"))
+    assert names == sorted(f"task-story_space-fsLR_den-91k_desc-MiniLML{l:02d}_stat-r_statmap.dscalar.nii" for l in LAYERS)
+    r = _r(out)
+    img = nib.load(out / "group" / names[1])
+    assert img.header.get_axis(1) == truth["axis"]
+    by = r[r.layer == 5].set_index("target")["value"]  # one participant: the mean is its map
+    np.testing.assert_allclose(np.asarray(img.get_fdata())[0][by.index.to_numpy(dtype=int)], by.to_numpy(), atol=1e-6)

@@ -180,3 +180,34 @@ def test_surface_figure_and_viewer(surf):
     assert len([a for a in fig.axes if a.name == "3d"]) == 4
     html = surface_view_html(ds["r"].sel(layer=5), ds.attrs, "right")
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
+
+
+@pytest.mark.parametrize("space", ["fsaverage6", "fsnative"])
+def test_figure_of_other_fsaverage_meshes(space):
+    """fsaverage6 is drawn on fsaverage5 (its first 10242 vertices); fsnative has no shipped mesh: said so."""
+    import xarray as xr
+
+    from brainalign.pipeline.surface_maps import surface_figure
+
+    n = 40962 if space == "fsaverage6" else 150000
+    targets = [f"{h}_{v}" for h in "LR" for v in range(0, 20000, 50)]
+    stat = xr.DataArray(np.linspace(-0.3, 0.5, len(targets)), dims=("target",), coords={"target": targets})
+    meta = {"surface_geometry": json.dumps({"kind": "gifti", "space": space, "n_vertices": {"L": n, "R": n}})}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig = surface_figure(stat, meta, title="r", cmap="viridis", symmetric=False)
+    if space == "fsaverage6":
+        assert len(fig.axes) >= 4 and "first 10242 vertices of fsaverage6" in fig._suptitle.get_text()
+    else:
+        assert len(fig.axes) == 1 and "no fsnative mesh" in fig.axes[0].get_title()
+
+
+def test_volume_viewer_on_fsaverage5_offline():
+    from brainalign.pipeline.surface_maps import view_img_on_surf_html
+
+    aff = np.diag([8.0, 8.0, 8.0, 1.0])
+    aff[:3, 3] = [-80, -112, -64]
+    vol = np.random.default_rng(0).standard_normal((21, 27, 20)).astype(np.float32)
+    vol[0] = np.nan
+    html = view_img_on_surf_html(nib.Nifti1Image(vol, aff), title="r")
+    assert "<html" in html[:1000].lower() and len(html) > 10_000

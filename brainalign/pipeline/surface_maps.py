@@ -195,7 +195,8 @@ def hemisphere_maps(stat, meta: Mapping) -> dict[str, np.ndarray]:
 
 
 def surface_figure(stat, meta: Mapping, *, mesh: Mapping | None = None, title: str | None = None,
-                   threshold: float | None = None):
+                   threshold: float | None = None, cmap: Any = None, symmetric: bool = True,
+                   vmax: float | None = None):
     """Lateral and medial views of both hemispheres of one surface map (nilearn ``plot_surf_stat_map``).
 
     Parameters
@@ -209,6 +210,9 @@ def surface_figure(stat, meta: Mapping, *, mesh: Mapping | None = None, title: s
     title : str, optional
     threshold : float, optional
         |value| below it is not coloured (default: only unscored vertices are left uncoloured); named in the title.
+    cmap, symmetric, vmax
+        Colour map (nilearn's default when None), a colour scale symmetric about 0 (False for
+        e.g. preferred layers, scaled from the smallest value), and its top (default max |value|).
 
     Returns
     -------
@@ -223,7 +227,12 @@ def surface_figure(stat, meta: Mapping, *, mesh: Mapping | None = None, title: s
     maps = hemisphere_maps(stat, meta)
     meshes, n_used, note = _meshes(geometry(meta), mesh)
     vals = np.concatenate([m[np.isfinite(m)] for m in maps.values()]) if maps else np.array([])
-    vmax = float(np.nanmax(np.abs(vals))) if vals.size and np.nanmax(np.abs(vals)) > 0 else 1.0
+    if vmax is None:
+        vmax = float(np.nanmax(np.abs(vals))) if vals.size and np.nanmax(np.abs(vals)) > 0 else 1.0
+    scale = dict(vmax=vmax, symmetric_cbar=True) if symmetric else dict(
+        vmin=float(np.nanmin(vals)) if vals.size else 0.0, vmax=vmax, symmetric_cbar=False)
+    if cmap is not None:
+        scale["cmap"] = cmap
     label = (title or "") + (f", |value| < {threshold:g} not shown" if threshold else "")
     if meshes is None:
         return _no_mesh_figure(plt, maps, label, note)
@@ -234,7 +243,7 @@ def surface_figure(stat, meta: Mapping, *, mesh: Mapping | None = None, title: s
         data = maps[h][:n_used] if n_used else maps[h]
         surf, bg = meshes[h]
         plotting.plot_surf_stat_map(surf, np.nan_to_num(data, nan=0.0), hemi=HEMI_NAMES[h], view=view, bg_map=bg,
-                                    axes=axes[k], figure=fig, colorbar=k == 3, vmax=vmax, symmetric_cbar=True,
+                                    axes=axes[k], figure=fig, colorbar=k == 3, **scale,
                                     threshold=threshold if threshold else 1e-12, title=f"{h} {view}")
     fig.suptitle((label + note).strip(", ") or None, fontsize=9)
     return fig
