@@ -111,6 +111,25 @@ def test_credible_set_edge_cases():
     np.testing.assert_array_equal(cs, [[False, False], [True, False]])
 
 
+def test_fold_spread_widens_only_when_folds_disagree_more_than_the_draws():
+    rng = np.random.default_rng(0)
+    draws = rng.standard_normal((500, 3, 2)) * 0.01
+    folds = np.stack([np.zeros((3, 2)) + 0.001 * rng.standard_normal((3, 2)) for _ in range(5)])
+    folds[:, 0, 1] += np.array([0.3, -0.3, 0.2, -0.2, 0.0])  # target 1: layer 0 swings from fold to fold
+    g = U.fold_spread(folds, draws)
+    assert g[0] == 1.0 and g[1] > 3.0
+
+
+def test_participant_bootstrap_of_the_group_layer():
+    rng = np.random.default_rng(1)
+    clear = np.array([0.1, 0.2, 0.4, 0.2]) + 0.02 * rng.standard_normal((8, 4))
+    b = U.participant_bootstrap(clear, seed=0)
+    assert b["p_best"][2] > 0.95 and b["in_credible_set"].tolist() == [False, False, True, False]
+    np.testing.assert_array_equal(b["p_best"], U.participant_bootstrap(clear, seed=0)["p_best"])
+    flat = 0.2 + 0.05 * rng.standard_normal((8, 4))
+    assert U.participant_bootstrap(flat, seed=0)["in_credible_set"].sum() >= 2
+
+
 # ------------------------------------------------------------------ pipeline
 @pytest.fixture(scope="module")
 def fmri():
@@ -174,3 +193,25 @@ def test_layer_chunks_merge_to_the_same_uncertainty(fmri):
     merged = finalize(merge_chunks([score_chunk(rec, stim, acts.sel(layer=ls), **KW) for ls in ([2], [0, 1])]))
     for v in ("p_best", "in_credible_set", "summary_p_best"):
         np.testing.assert_array_equal(full[v].values, merged[v].values)
+
+
+@pytest.mark.slow
+def test_credible_set_coverage_with_ridge_refits_per_dataset():
+    """The same tied case with real nested-CV ridge fits: the fit's own variation is in the spread too."""
+    from brainalign.encoding import cross_validated_scores, folds_to_splits
+
+    splits = folds_to_splits(FOLDS, 400)
+    block, bf = U.heldout_blocks(FOLDS, RUNS)
+    hits, n = [], 200
+    for d in range(n):
+        rng = np.random.default_rng(20_000 + d)
+        X = [_ar1(rng, 400, 20, 0.3) for _ in range(2)]
+        b = [v / np.linalg.norm(v) for v in (rng.standard_normal((20, 1)) for _ in range(2))]
+        y = 0.5 * X[0] @ b[0] + 0.5 * X[1] @ b[1] + _ar1(rng, 400, 1, 0.3)
+        M = [U.layer_moments(y, np.asarray(cross_validated_scores(x, y, outer_cv=splits, inner_cv=3,
+                                                                  alphas=np.array([1.0, 100.0, 1e4])).predictions),
+                             block, bf) for x in X]
+        cs = U.bootstrap_layers(np.stack(M), U.y_moments(y, block, bf), bf, {}, n_boot=200, seed=d)["in_credible_set"]
+        hits.append(bool(cs[0, 0]))
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, U.LEVEL) / n
+    assert lo <= np.mean(hits) <= hi, (np.mean(hits), lo, hi)

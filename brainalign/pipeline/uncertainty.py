@@ -9,7 +9,10 @@ resamples each fold's blocks with replacement (stratified by fold, the same draw
 for every layer and target, so the layers' errors keep their correlation), rebuilds
 each fold's Pearson r from the resampled sums and averages over folds, which is
 exactly how the reported ``r`` is made (with every block drawn once the draw gives
-back ``r``). Over ``n_bootstrap`` seeded draws:
+back ``r``). Resampling test blocks of fixed fitted models misses the variation
+that refitting adds, so each target's draws are widened, around the observed r, by
+the larger of 1 and the ratio of the fold-to-fold spread of the layer differences
+to their bootstrap spread (:func:`fold_spread`). Over ``n_bootstrap`` seeded draws:
 
 - ``p_best`` (layer, target): the share of draws in which the layer has the highest r;
 - ``in_credible_set`` (layer, target): the layers not distinguishable from the best
@@ -136,8 +139,9 @@ def bootstrap_weights(block_fold: np.ndarray, n_boot: int, seed: int) -> np.ndar
     return w
 
 
-def resampled_r(M: np.ndarray, Ym: np.ndarray, w: np.ndarray, block_fold: np.ndarray) -> np.ndarray:
-    """Mean over folds of the fold r rebuilt from weighted block sums.
+def resampled_r(M: np.ndarray, Ym: np.ndarray, w: np.ndarray, block_fold: np.ndarray, *,
+                per_fold: bool = False) -> np.ndarray:
+    """Mean over folds of the fold r rebuilt from weighted block sums (``per_fold``: each fold's r).
 
     Parameters
     ----------
@@ -150,10 +154,11 @@ def resampled_r(M: np.ndarray, Ym: np.ndarray, w: np.ndarray, block_fold: np.nda
 
     Returns
     -------
-    ndarray, shape (n_draws, n_layers, n_targets)
+    ndarray, shape (n_draws, n_layers, n_targets), or (n_draws, n_folds, n_layers, n_targets)
     """
     folds = np.unique(block_fold)
     out = np.zeros((w.shape[0], M.shape[0], M.shape[3]))
+    each = []
     for f in folds:
         sp = np.zeros((w.shape[0], M.shape[0], 3, M.shape[3]))
         sy = np.zeros((w.shape[0], 3, M.shape[3]))
@@ -163,8 +168,37 @@ def resampled_r(M: np.ndarray, Ym: np.ndarray, w: np.ndarray, block_fold: np.nda
         n, y, yy = sy[:, None, 0], sy[:, None, 1], sy[:, None, 2]
         p, pp, py = sp[:, :, 0], sp[:, :, 1], sp[:, :, 2]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out += (n * py - p * y) / np.sqrt((n * pp - p * p) * (n * yy - y * y))
-    return out / folds.size
+            r_f = (n * py - p * y) / np.sqrt((n * pp - p * p) * (n * yy - y * y))
+        out += r_f
+        if per_fold:
+            each.append(r_f)
+    return np.stack(each, 1) if per_fold else out / folds.size
+
+
+def fold_spread(r_folds: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """How much wider the layers' differences vary over folds than over the bootstrap draws; >= 1, (n_targets,).
+
+    The bootstrap resamples test blocks of fixed fitted models, so it misses the
+    variation that refitting on other training data adds; the fold-to-fold spread
+    of the layer differences has both. The factor is ``sqrt`` of the ratio of the
+    fold variance of the mean difference (``var_f(d_f) / n_folds``) to its bootstrap
+    variance, averaged over layer pairs, and at least 1.
+
+    Parameters
+    ----------
+    r_folds : ndarray, shape (n_folds, n_layers, n_targets)
+    draws : ndarray, shape (n_draws, n_layers, n_targets)
+    """
+    n_l = r_folds.shape[1]
+    if n_l < 2 or r_folds.shape[0] < 2:
+        return np.ones(r_folds.shape[2])
+    k, l = np.triu_indices(n_l, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        v_fold = np.nanvar(r_folds[:, k] - r_folds[:, l], axis=0, ddof=1) / r_folds.shape[0]
+        v_boot = np.nanvar(draws[:, k] - draws[:, l], axis=0)
+        ratio = np.nanmean(v_fold, 0) / np.nanmean(v_boot, 0)
+    return np.sqrt(np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0))
 
 
 def credible_set(r_obs: np.ndarray, r_boot: np.ndarray, level: float = LEVEL) -> np.ndarray:
@@ -258,8 +292,10 @@ def bootstrap_layers(M: np.ndarray, Ym: np.ndarray, block_fold: np.ndarray, sets
     step = max(1, _MAX_ELEMENTS // max(1, n_boot * n_l * max(n_l, 4)))
     for a in range(0, n_t, step):
         sl = slice(a, min(n_t, a + step))
-        obs = resampled_r(M[..., sl], Ym[..., sl], np.ones((1, block_fold.size)), block_fold)
+        per_fold = resampled_r(M[..., sl], Ym[..., sl], np.ones((1, block_fold.size)), block_fold, per_fold=True)[0]
+        obs = per_fold.mean(0)[None]
         r = obs + grow * (resampled_r(M[..., sl], Ym[..., sl], w, block_fold) - obs)  # (n_boot, n_l, chunk)
+        r = obs + fold_spread(per_fold, r) * (r - obs)
         out["p_best"][:, sl] = _share_best(r)
         out["in_credible_set"][:, sl] = credible_set(obs[0], r, level)
         out["r_ci_low"][:, sl], out["r_ci_high"][:, sl] = _quantiles(r, ci)
@@ -320,7 +356,8 @@ def layer_uncertainty(ds: xr.Dataset, *, q: float = 0.05, n_boot: int = N_BOOTST
     out["summary_r_ci_low"], out["summary_r_ci_high"] = (ls, res["summary_r_ci_low"]), (ls, res["summary_r_ci_high"])
     out.attrs["layer_uncertainty"] = json.dumps({
         "method": "block bootstrap of the held-out predictions (blocks within outer test folds and runs, "
-                  "resampled within each fold; no refit); credible set: the layers not distinguishable from "
+                  "resampled within each fold; no refit; draws widened by sqrt(m/(m-1)) and by the fold-to-fold "
+                  "spread of the layer differences where it is larger); credible set: the layers not distinguishable from "
                   "the best by a bootstrap max-t test at the level",
         "spread_factor": spread_factor(block_fold),
         "n_bootstrap": int(n_boot), "seed": seed, "level": float(level), "ci": float(ci),
