@@ -162,8 +162,10 @@ def _launch(argv: list[str], state: Path, database_url: str | None, log_dir: Pat
     raise RuntimeError(f"brainalign serve did not answer /api/v1/health in {START_TIMEOUT_S:.0f} s: {server.log()[-4000:]}")
 
 
-def small_demo_config(data_root: Path = REPO / "data", *, layers=(1, 5), n_folds: int = 3, name: str = "demo") -> dict:
-    """pipelines/demo.yaml made small (two layers, encoding only, 3 folds), data paths under ``data_root``.
+def small_demo_config(data_root: Path = REPO / "data", *, layers=(1, 5), n_folds: int = 3, name: str = "demo",
+                      permutations: int = 0) -> dict:
+    """pipelines/demo.yaml made small (two layers, encoding only, 3 folds, no shift-null permutations:
+    the p column is the fold t-test), data paths under ``data_root``.
 
     ``data_root`` is a data root of the server holding the demo's BIDS folder (the
     repository's ``data/`` or a copy of it).
@@ -178,6 +180,7 @@ def small_demo_config(data_root: Path = REPO / "data", *, layers=(1, 5), n_folds
     cfg["models"][0]["layers"] = list(layers)
     cfg["scoring"]["methods"] = ["encoding"]
     cfg["scoring"]["cv"]["n_folds"] = n_folds
+    cfg["scoring"]["permutations"] = permutations
     return cfg
 
 
