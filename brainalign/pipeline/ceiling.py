@@ -73,3 +73,46 @@ def loo_isc(data: Mapping[str, np.ndarray], order: Iterable[str]) -> dict[str, l
             r.append(float(np.corrcoef(a[m, t], b[m, t])[0, 1]) if m.sum() > 2 else float("nan"))
         out[s] = r
     return out
+
+
+def split_half_runs(data: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """Noise ceiling of one participant from repeated runs of the same stimulus (split-half across runs).
+
+    The runs are split into odd and even (in order of appearance), each half is
+    averaged, and the correlation of the two half means, Spearman-Brown corrected
+    down to one run (``rho_1 = rho_h / (k - (k - 1) rho_h)`` with ``k`` runs per
+    half), is the reliability of a single run; the ceiling on the r of any model of
+    a single run is its square root.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_samples, n_targets)
+        Preprocessed recording, runs one after the other.
+    runs : ndarray, shape (n_samples,)
+        Run label of each sample; every run must have the same number of samples
+        (the same stimulus, sample for sample).
+
+    Returns
+    -------
+    ndarray, shape (n_targets,)
+        Ceiling per target (NaN where the reliability is not positive).
+
+    Raises
+    ------
+    InputError
+        Fewer than two runs, or runs of different lengths.
+    """
+    runs = np.asarray(runs)
+    labels = list(dict.fromkeys(runs.tolist()))
+    lengths = {int(np.sum(runs == lab)) for lab in labels}
+    if len(labels) < 2 or len(lengths) != 1:
+        raise InputError(f"a split-half ceiling needs two or more runs of one repeated stimulus with equal lengths; "
+                         f"got {len(labels)} run(s) of lengths {sorted(lengths)}")
+    stack = np.stack([np.asarray(data, dtype=np.float64)[runs == lab] for lab in labels])  # (n_runs, n, t)
+    a, b = stack[0::2].mean(0), stack[1::2].mean(0)
+    a, b = a - a.mean(0), b - b.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho_h = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+        k = len(labels) / 2.0
+        rho_1 = rho_h / (k - (k - 1.0) * rho_h)
+        return np.where(rho_1 > 0, np.sqrt(np.where(rho_1 > 0, rho_1, 0.0)), np.nan)

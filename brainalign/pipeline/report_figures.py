@@ -15,7 +15,7 @@ import xarray as xr
 
 from . import outputs
 from .report_html import plt
-from .summaries import best_layer
+from .summaries import best_layer, settings_of
 
 #: Most targets drawn as separate per-target layer profiles (ROIs, channels).
 MAX_PROFILES = 48
@@ -160,7 +160,9 @@ def ceiling_curve(ds: xr.Dataset):
     ax.set_xlabel("layer")
     ax.set_xticks(layers)
     ax.set_ylabel("r / ceiling")
-    kind = ds.attrs.get("ceiling_kind") or "noise ceiling"
+    names = {"loo_isc": "leave-one-out inter-subject correlation", "split_half": "split-half across runs"}
+    named = ds.attrs.get("ceiling_kind") or ((settings_of(ds).get("statistics") or {}).get("ceiling"))
+    kind = f"noise ceiling ({names.get(named, named)})" if named else "noise ceiling"
     c = ds["ceiling"].values
     caption = (f"Ceiling-normalised layer profile: r / {kind} per target (targets with a positive ceiling, "
                f"n={int(np.sum(c > 0))}; median ceiling {np.nanmedian(c):.3f}), mean and 95% CI over targets.")
