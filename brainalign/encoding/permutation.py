@@ -220,14 +220,6 @@ def _group_stats(H: np.ndarray, Yg: np.ndarray, orders: np.ndarray, inverse: np.
     return out
 
 
-def _fold_mean(r: np.ndarray) -> np.ndarray:
-    """Mean over axis 0 ignoring NaN folds; NaN where every fold is NaN."""
-    ok = np.isfinite(r)
-    n = ok.sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, np.where(ok, r, 0.0).sum(0) / np.maximum(n, 1), np.nan)
-
-
 def refit_shift_null(
     X: np.ndarray,
     Y: np.ndarray,
@@ -277,12 +269,21 @@ def refit_shift_null(
     pen = pen[:, None, :] if pen.ndim == 2 else pen
     if pen.shape[0] != len(folds) or pen.shape[2] != Y.shape[1]:
         raise ShapeMismatchError(f"penalties {pen.shape} do not match {len(folds)} folds x {Y.shape[1]} targets")
-    n, T = Y.shape
+    n = Y.shape[0]
     shifts, orders = draw_shifts(run_blocks(runs, n), n_permutations, seed, min_shift)
-    orders = np.vstack([np.arange(n)[None, :], orders])
+    orders = np.vstack([np.arange(n)[None, :], orders])  # row 0: the data as observed
+    stat = _fold_mean_r(X, Y, folds, pen, bands, orders, dtype)
+    return ShiftNull(observed=stat[0], null=stat[1:], shifts=shifts)
+
+
+def _fold_mean_r(X: np.ndarray, Y: np.ndarray, folds: Sequence[np.ndarray], pen: np.ndarray,
+                 bands: Sequence[int] | None, orders: np.ndarray, dtype: type) -> np.ndarray:
+    """Fold-mean r (S, n_targets) of the refit predictions for every row order of ``Y`` in ``orders`` (S, n)."""
+    n, T = Y.shape
     inverse = np.empty_like(orders)
     np.put_along_axis(inverse, orders, np.broadcast_to(np.arange(n), orders.shape), axis=1)
-    r = np.full((len(folds), n_permutations + 1, T), np.nan)
+    total = np.zeros((orders.shape[0], T))  # sum of the finite fold r, and their count
+    count = np.zeros((orders.shape[0], T), dtype=np.int32)
     for k, test in enumerate(folds):
         test = np.sort(np.asarray(test, dtype=np.intp))
         train = np.setdiff1d(np.arange(n), test)
@@ -290,9 +291,12 @@ def refit_shift_null(
         for g, H in enumerate(maps):
             cols = np.flatnonzero(group == g)
             Yg = np.ascontiguousarray(Y[:, cols], dtype=dtype)
-            r[k][:, cols] = _group_stats(H.astype(dtype), Yg, orders, inverse, train, test)
-    stat = _fold_mean(r)
-    return ShiftNull(observed=stat[0], null=stat[1:], shifts=shifts)
+            rk = _group_stats(H.astype(dtype), Yg, orders, inverse, train, test)
+            ok = np.isfinite(rk)
+            total[:, cols] += np.where(ok, rk, 0.0)
+            count[:, cols] += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def null_pvalues(observed: np.ndarray, null: np.ndarray, tail: str = "t") -> np.ndarray:
