@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -178,6 +179,17 @@ def _data_block(ds: xr.Dataset) -> list[str]:
     return out
 
 
+def _quiet_plots(fn):
+    """Run ``fn`` with nilearn/matplotlib drawing notices (empty masks, NaN as 0) silenced: they are not about the data."""
+    def run(*args, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return fn(*args, **kw)
+    run.__doc__, run.__name__ = fn.__doc__, fn.__name__
+    return run
+
+
+@_quiet_plots
 def participant_report_html(dsets) -> str:
     """One participant's report as an HTML string (one section per model); FDR level ``statistics.q``."""
     subj = dsets[0].attrs.get("subject", "?")
@@ -268,6 +280,7 @@ def _group_targets(enc: pd.DataFrame, out: Path, task: str, model: str, dsets, q
     return body
 
 
+@_quiet_plots
 def group_report_html(out_dir) -> str:
     """``group.html`` as an HTML string, from what is on disk (see :func:`group_report`)."""
     out = Path(out_dir)
