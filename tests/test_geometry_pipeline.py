@@ -170,7 +170,7 @@ def test_a_two_model_study_writes_geometry_rows_and_the_model_matrix(tmp_path):
         "alignment: {trim: [3, 3]}\n"
         "scoring: {methods: [geometry], rsa: {n_items: 40}, geometry: {metrics: [mutual_knn, cka, shape, id], k: 5}}\n"
         "statistics: {n_bootstrap: 20}\n"
-        f"outputs: {{dir: {tmp_path / 'out'}, maps: false, report: false}}\n"
+        f"outputs: {{dir: {tmp_path / 'out'}, maps: false, report: true}}\n"
         f"execution: {{cache_dir: {cache}}}\n")
     assert run_config(cfg, progress=False) == 0
     out = tmp_path / "out"
@@ -191,3 +191,18 @@ def test_a_two_model_study_writes_geometry_rows_and_the_model_matrix(tmp_path):
     want = geometry.cka(a.sel(layer=5).values.astype(float), b.sel(layer=0).values.astype(float))
     assert cka[(5, 0)] == pytest.approx(want, rel=1e-9)
     assert json.loads((out / "group" / "task-story_desc-long_vs-short_convergence.json").read_text())["Words"] == len(stim)
+    # the reports show the ID profile (participant and group)
+    from brainalign.pipeline.report import group_report
+
+    assert 'id-profile' in next(out.glob("sub-01*.html")).read_text()
+    assert 'id-profile' in group_report(out).read_text()
+
+
+def test_report_figures_show_the_id_peak(scored):
+    from brainalign.pipeline import report_geometry
+
+    _, _, _, ds = scored
+    html = "".join(report_geometry.figures(ds))
+    peak = int(ds["layer"].values[int(np.nanargmax(ds["geo_id"].values))])
+    assert "id-profile" in html and f"peak at layer {peak}" in html and "geometry" in html
+    assert report_geometry.figures(ds.drop_vars([v for v in ds.data_vars if v.startswith("geo_")])) == []

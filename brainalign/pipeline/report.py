@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import MissingDataError
-from . import outputs, report_figures, report_group, report_maps
+from . import outputs, report_figures, report_geometry, report_group, report_maps
 from .report_html import figure, heading, items, page, para, plt, settings_block, table, viewer, warnings_block
 from .summaries import best_layer, fdr_q, settings_of, warnings_of
 
@@ -201,6 +201,7 @@ def participant_report_html(dsets) -> str:
             body += _encoding_section(ds, fdr_q(settings))
         if "rsa" in ds:
             body.append(_rsa_figure(ds))
+        body += report_geometry.figures(ds)  # scoring.methods geometry: ID and metric profiles
         body += _data_block(ds)
         body.append(warnings_block(warnings_of(ds)))
         body.append(settings_block(settings))
@@ -303,6 +304,7 @@ def group_report_html(out_dir) -> str:
         if len(enc):
             body += report_group.group_curve(dsets, enc, q, seed)
             body += _group_targets(enc, out, task, model, dsets, q, seed)
+        body += report_geometry.group_figures(tab, model)  # scoring.methods geometry
         warns = list(dict.fromkeys(w for d in dsets for w in (f"sub-{d.attrs['subject']}: {x}" for x in warnings_of(d))))
         body.append(warnings_block(warns))
         body.append(settings_block(settings))
