@@ -77,7 +77,7 @@ def bids_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", metavar="NIFTI", help="brain mask (volumetric fMRI)")
     p.add_argument("--atlas", metavar="NIFTI", help="integer atlas: ROIs for RSA and reports")
     p.add_argument("--config", metavar="YAML", help="configuration file; options given here override it")
-    p.add_argument("--methods", nargs="+", choices=["encoding", "rsa"], default=None)
+    p.add_argument("--methods", nargs="+", choices=["encoding", "rsa", "geometry"], default=None)
     d = p.add_argument_group("data layout (each sets the data.source / data.preprocess field of the same name)")
     d.add_argument("--session", metavar="LABEL", help="session to run, without 'ses-' (data.source.session)")
     d.add_argument("--pool-sessions", action="store_true",
