@@ -7,7 +7,9 @@ scheduler, the job's folder ``<state>/jobs/<id>`` as the output and
 ``<state>/cache`` as the activation cache, then the group level and the reports, in
 the order of :func:`~brainalign.pipeline.study.run_config`. Progress is written to
 the database from ``run_study``'s ``on_event`` hook; the same hook stops the run at
-a task boundary when the job's cancel was asked (or the server stops).
+a task boundary when the job's cancel was asked (or the server stops). Jobs warm
+the activation cache one at a time (up to their ``planned`` event), so two jobs
+needing the same activations compute them once and load one model at a time.
 
 Whatever happens, a job ends ``succeeded``, ``partial``, ``failed`` (with a one-line
 reason, never a traceback) or ``cancelled``, or goes back to the queue when the
@@ -27,6 +29,18 @@ from .store import JobStore
 
 log = logging.getLogger("brainalign.service")
 _PLOT_LOCK = threading.Lock()  # reports draw with matplotlib's pyplot, which is not thread-safe
+_WARM_LOCK = threading.Lock()  # one job at a time loads models and warms the cache in this process
+
+
+def preload() -> None:
+    """Import the pipeline and the Hugging Face classes once, in one thread.
+
+    transformers resolves its names lazily, and two job threads doing that first
+    import at once fail (``cannot import name 'AutoConfig'``).
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: F401
+
+    from ..pipeline import group, plan, report  # noqa: F401
 
 
 class JobRunner:
@@ -60,6 +74,7 @@ class JobRunner:
     def start(self) -> list[str]:
         """Queue again the jobs a crash left ``running``, then start claiming; returns the re-queued ids."""
         self.requeued = self.store.requeue_running()
+        preload()
         self._stop.clear()
         self._loop = threading.Thread(target=self._claim_loop, name="brainalign-runner", daemon=True)
         self._loop.start()
@@ -136,7 +151,11 @@ class JobRunner:
         study_cfg.outputs.report = False  # reports are drawn below, one job at a time (outputs not in the hash)
         out = self.settings.job_dir(job_id)
         hook = _ProgressHook(self, job_id, cfg)
-        summary = run_study(study_cfg, out_dir=out, scheduler=self.client, progress=False, on_event=hook)
+        _WARM_LOCK.acquire()  # until the plan is known: the model is loaded and the cache warm (see the hook)
+        try:
+            summary = run_study(study_cfg, out_dir=out, scheduler=self.client, progress=False, on_event=hook)
+        finally:
+            hook.release_warm()
         self._finish_outputs(cfg, summary, report)
         return _outcome(summary, hook.total)
 
@@ -169,12 +188,22 @@ class _ProgressHook:
     def __init__(self, runner: JobRunner, job_id: str, cfg) -> None:
         self.runner, self.job_id, self.cfg = runner, job_id, cfg
         self.total = 0
+        self._warm_held = True
+
+    def release_warm(self) -> None:
+        """Let the next job warm its cache (once this one's activations are in it)."""
+        if self._warm_held:
+            self._warm_held = False
+            _WARM_LOCK.release()
 
     def __call__(self, event: dict) -> None:
         store, kind = self.runner.store, event.get("kind")
         if kind == "planned":
             self.total = len({s for s, _ in list(event.get("pending", [])) + list(event.get("skipped", []))})
-            store.record_plan(self.job_id, event, layer_counts(self.cfg))
+            try:
+                store.record_plan(self.job_id, event, layer_counts(self.cfg))
+            finally:
+                self.release_warm()
         elif kind == "task":
             store.record_task(self.job_id, event)
         elif kind == "written":

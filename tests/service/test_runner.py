@@ -8,6 +8,7 @@ the repository's data/. The reference is ``run_config`` (what ``brainalign run
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -202,3 +203,23 @@ def test_requeue_and_resume_give_identical_outputs(service, runner, reference):
     assert job["progress"]["tasks_total"] == 2  # only the missing participants ran
     assert job["progress"]["participants_done"] == job["progress"]["participants_total"] == 3
     assert tables(left) == tables(reference)
+
+
+def test_jobs_of_several_users_run_at_once_at_most_k_each(service, cluster):
+    settings, store = service
+    cfg = small_config(REPO / "data")
+    a1, a2 = submit(store, cfg), submit(store, cfg)
+    b1 = store.submit(User("bob"), cfg, validate_config(cfg).config_hash(), None, True)[0]["id"]
+    one_each = JobRunner(store, replace(settings, max_running_per_user=1), cluster, poll_s=0.2)
+    admin = User("root", admin=True)
+    try:
+        one_each.start()
+        wait(store, a1, lambda j: j["status"] != "queued")
+        wait(store, b1, lambda j: j["status"] != "queued")
+        assert [store.job(j)["status"] for j in (a1, a2, b1)] == ["running", "queued", "running"]
+        for j in (a2, a1, b1):
+            store.request_cancel(admin, j)
+        assert [wait(store, j)["status"] for j in (a1, a2, b1)] == ["cancelled"] * 3
+        assert store.job(a2)["started_at"] is None  # never started: alice had her one running job
+    finally:
+        one_each.stop()
