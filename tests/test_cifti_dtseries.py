@@ -123,6 +123,9 @@ def test_surface_figure_without_an_fslr_mesh_says_so(cifti):
     text = " ".join(a.get_title() for a in fig.axes)
     assert "no fsLR mesh" in text and len(fig.axes) == 1
     assert "no fsLR mesh" in surface_view_html(ds["r"].sel(layer=1), ds.attrs)
+    from brainalign.pipeline.surface_maps import map_file_view_html
+
+    assert "no fsLR mesh" in map_file_view_html(cifti[2] / "sub-01" / "func" / MAP.format(l=1))
 
 
 def test_group_dscalar_on_the_input_axis(cifti, cache, tmp_path):

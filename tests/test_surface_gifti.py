@@ -211,3 +211,11 @@ def test_volume_viewer_on_fsaverage5_offline():
     vol[0] = np.nan
     html = view_img_on_surf_html(nib.Nifti1Image(vol, aff), title="r")
     assert "<html" in html[:1000].lower() and len(html) > 10_000
+
+
+def test_viewer_from_a_written_map_file(surf):
+    from brainalign.pipeline.surface_maps import map_file_view_html
+
+    path = surf[2] / "sub-01" / "func" / MAP.format(s="01", h="R", l=5)
+    html = map_file_view_html(path, title="r")
+    assert "<html" in html[:1000].lower() and len(html) > 10_000

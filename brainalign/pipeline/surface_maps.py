@@ -122,10 +122,9 @@ def surface_map_name(volume_name: str, entities: str, ext: str) -> str:
     ``"sub-01_task-a_hemi-L_space-fsaverage5_desc-ML01_stat-r_statmap.func.gii"``.
     """
     base = volume_name[: -len(".nii.gz")] if volume_name.endswith(".nii.gz") else volume_name
-    head, sep, tail = base.rpartition("_desc-") if "_desc-" in base else ("", "", base)
-    if not sep:  # a group name starts with "task-...": no leading underscore
-        head, sep, tail = base.partition("desc-")
-        return f"{head}{entities}_{sep}{tail}{ext}"
+    head, sep, tail = base.rpartition("_desc-")
+    if not sep:
+        raise InputError(f"map name {volume_name!r} has no desc- entity")
     return f"{head}_{entities}{sep}{tail}{ext}"
 
 
@@ -292,3 +291,35 @@ def view_img_on_surf_html(img, *, threshold: float | None = None, title: str | N
 
     clean = type(img)(np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32)), img.affine)
     return plotting.view_img_on_surf(clean, surf_mesh="fsaverage5", threshold=threshold, title=title).get_standalone()
+
+
+def map_file_view_html(path, *, threshold: float | None = None, title: str | None = None) -> str:
+    """:func:`surface_view_html` of a written map file: a ``.func.gii`` (its hemisphere) or a ``.dscalar.nii`` (left).
+
+    The space (and hemisphere) come from the file name's entities, the CIFTI brain models from the file.
+    """
+    from pathlib import Path
+
+    import nibabel as nib
+
+    from ..io.cifti import encode_axis
+    from ..io.layout import parse_entities
+
+    p = Path(path)
+    ent = parse_entities(p.name)
+    if p.name.endswith(".func.gii"):
+        h = ent.get("hemi")
+        if h not in HEMI_NAMES:
+            raise InputError(f"{p.name}: no hemi-L/hemi-R entity in the name")
+        vals = np.asarray(nib.load(str(p)).darrays[0].data, dtype=float)
+        geo = {"kind": "gifti", "space": ent.get("space", ""), "n_vertices": {h: int(vals.size)}}
+        targets, hemi = [f"{h}_{i}" for i in range(vals.size)], HEMI_NAMES[h]
+    elif p.name.endswith(".dscalar.nii"):
+        img = nib.load(str(p))
+        vals = np.asarray(img.get_fdata(), dtype=float)[0]
+        geo = {"kind": "cifti", "space": ent.get("space", "fsLR"), "axis": encode_axis(img.header.get_axis(1))}
+        targets, hemi = list(range(vals.size)), "left"
+    else:
+        raise InputError(f"{p.name} is not a .func.gii or .dscalar.nii surface map")
+    stat = xr.DataArray(vals, dims=("target",), coords={"target": targets})
+    return surface_view_html(stat, {"surface_geometry": json.dumps(geo)}, hemi, threshold=threshold, title=title)
