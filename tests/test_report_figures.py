@@ -153,6 +153,37 @@ def ieeg_study(tmp_path_factory):
     return tmp / "out", truth, bad
 
 
+@pytest.fixture(scope="module")
+def surface_report(tmp_path_factory):
+    """A participant report of an fsaverage5 result (300 scored vertices, layer 2 planted in 100, layer 4 in 60)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    verts = np.sort(rng.choice(10242, 300, replace=False))
+    targets = [f"L_{v}" for v in verts[:150]] + [f"R_{v}" for v in verts[150:]]
+    r = 0.05 * rng.standard_normal((3, 300))
+    r[1, :100] += 0.3
+    r[2, 100:160] += 0.3
+    ds = xr.Dataset({"r": (("layer", "target"), r), "p_fdr": (("layer", "target"), np.where(r > 0.2, 1e-3, 0.5))},
+                    coords={"layer": [0, 2, 4], "target": targets})
+    ds.attrs.update(subject="01", task="story", model="toy", modality="fmri", settings=json.dumps({"statistics": {"q": Q}}),
+                    surface_geometry=json.dumps({"kind": "gifti", "space": "fsaverage5",
+                                                 "n_vertices": {"L": 10242, "R": 10242}}))
+    return report.participant_report([ds], tmp_path_factory.mktemp("report_surface") / "sub-01.html"), ds
+
+
+def test_surface_report_has_surface_maps_and_a_viewer(surface_report):
+    path, ds = surface_report
+    k = kinds(parse(path))
+    assert {"layer-profile", "r-map", "preference-map", "viewer"} <= set(k)
+    assert "on the surface, unthresholded" in k["r-map"][0]["caption"]
+    n_pref = int((ds["p_fdr"] < Q).any("layer").sum())
+    assert f"each of the {n_pref} targets" in k["preference-map"][0]["caption"]
+    assert "(no mesh" not in k["preference-map"][0]["caption"]  # drawn with one colour per layer
+    thr = float(ds["r"].sel(layer=2).where(ds["p_fdr"].sel(layer=2) < Q).min())
+    assert "view_surf" in k["viewer"][0]["caption"] and f"|r| >= {thr:.3f}" in k["viewer"][0]["caption"]
+
+
 def _table(out: Path, sub: str, datatype: str = "func") -> pd.DataFrame:
     t = pd.read_csv(out / f"sub-{sub}" / datatype / f"sub-{sub}_task-story_desc-MiniLM_scores.tsv", sep="\t",
                     dtype={"target": str})
@@ -299,10 +330,14 @@ def _non_blank(png: Path) -> float:
     return float(np.mean(px < 200))
 
 
-@pytest.mark.parametrize("which", ["fmri-participant", "fmri-group", "ieeg-participant", "ieeg-group"])
-def test_reports_render_in_chromium(which, fmri_study, ieeg_study, tmp_path):
-    out = fmri_study if which.startswith("fmri") else ieeg_study[0]
-    page = out / ("group.html" if which.endswith("group") else "sub-01.html")
+@pytest.mark.parametrize("which", ["fmri-participant", "fmri-group", "ieeg-participant", "ieeg-group",
+                                   "surface-participant"])
+def test_reports_render_in_chromium(which, request, tmp_path):
+    if which.startswith("surface"):
+        page = request.getfixturevalue("surface_report")[0]
+    else:
+        out = request.getfixturevalue("fmri_study") if which.startswith("fmri") else request.getfixturevalue("ieeg_study")[0]
+        page = out / ("group.html" if which.endswith("group") else "sub-01.html")
     want = {kind for kind in (fig["kind"] for fig in parse(page).figures)}
     info = _screenshot(page, tmp_path / f"{which}.png")
     got = {f["kind"] for f in info["figures"]}
@@ -310,4 +345,5 @@ def test_reports_render_in_chromium(which, fmri_study, ieeg_study, tmp_path):
     for fig in info["figures"]:
         assert (fig["img"] or 0) > 100 or (fig["iframe"] or 0) > 100, fig  # decoded images, laid-out viewers
     assert _non_blank(tmp_path / f"{which}.png") > 0.03
-    assert re.search(r"credible set", " ".join(f["caption"] for f in info["figures"]))
+    if not which.startswith("surface"):  # the hand-made surface result has no bootstrap
+        assert re.search(r"credible set", " ".join(f["caption"] for f in info["figures"]))

@@ -43,6 +43,9 @@ PROFILE_PANELS: list[tuple[str, Callable]] = [
     ("Ceiling-normalised profile", lambda ds, q: report_figures.ceiling_curve(ds)),
 ]
 
+#: Most targets drawn as one bar each (ROIs, channels).
+MAX_BARS = 150
+
 #: Depth-bias caveat printed next to the answer (docs/validation.md, issue 14).
 DEPTH_NOTE = ("Arg-max layer identification can lean deeper when the analysis' response model or context window "
               "differs from the data's; read the credible set, not only the best layer (docs/validation.md).")
@@ -103,6 +106,8 @@ def _bars(names, vals, ylabel: str, ax=None):
 def _target_kind(ds: xr.Dataset) -> str:
     if ds.attrs.get("modality", "fmri") in ("meg", "eeg", "ieeg", "erp"):
         return "channel"
+    if "surface_geometry" in ds.attrs:
+        return "vertex"
     return "voxel" if outputs.result_geometry(ds) is not None else "ROI"
 
 
@@ -139,9 +144,11 @@ def _encoding_section(ds: xr.Dataset, q: float) -> list[str]:
         body.append(para("No noise ceiling in this result (statistics.ceiling: loo_isc needs 3 or more participants)."))
     bl = best_layer(ds)
     maps = report_maps.r_map(ds, bl, q)
-    body += _fig(maps, "r-map") if maps else [figure(_bars(ds["target"].values, ds["r"].sel(layer=bl).values,
-                                                          f"r, layer {bl}").figure,
-                                                     f"r per {kind} at layer {bl}, unthresholded.", "r-bars")]
+    if maps:
+        body += _fig(maps, "r-map")
+    elif ds.sizes["target"] <= MAX_BARS:
+        body.append(figure(_bars(ds["target"].values, ds["r"].sel(layer=bl).values, f"r, layer {bl}").figure,
+                           f"r per {kind} at layer {bl}, unthresholded.", "r-bars"))
     body += _fig(report_maps.preference_map(ds, q) if kind == "voxel" or "surface_geometry" in ds.attrs else None,
                  "preference-map")
     view = report_maps.viewer(ds, bl, q) if kind == "voxel" or "surface_geometry" in ds.attrs else None
@@ -263,6 +270,14 @@ def _group_targets(enc: pd.DataFrame, out: Path, task: str, model: str, dsets, q
         body += _fig(report_group.group_test_map(dsets, layer, seed), "group-test")
         body += _fig(report_group.group_preference_map(dsets, enc, q), "group-preference-map")
         return body
+    from . import surface_maps
+
+    if dsets and surface_maps.is_surface(dsets[0]):
+        stat = pd.Series(mean["value"].to_numpy(dtype=float), index=mean["target"].to_numpy())
+        return [figure(surface_maps.surface_figure(stat, dsets[0].attrs, title=f"group mean r, layer {layer}"),
+                       f"Group mean r at layer {layer} on the surface, unthresholded.", "group-map")]
+    if len(mean) > MAX_BARS:
+        return [para(f"{len(mean)} targets: too many for bars; the group table has every value.")]
     body = [figure(_bars(mean["target"], mean["value"].to_numpy(), f"group mean r, layer {layer}").figure,
                    f"Group mean r per target at layer {layer}, unthresholded.", "group-bars")]
     targets = list(dict.fromkeys(enc["target"]))

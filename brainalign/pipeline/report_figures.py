@@ -90,8 +90,10 @@ def layer_curve(ds: xr.Dataset, q: float):
     ax.set_xticks(layers)
     ax.set_ylabel("mean r over targets")
     ax.legend(fontsize=7)
-    caption = (f"Layer profile: mean held-out r per layer, {interval}. Star: best layer; shaded: the layers not "
-               "distinguishable from the best (credible set). " + "; ".join(parts) + ".")
+    caption = f"Layer profile: mean held-out r per layer, {interval}."
+    if parts:
+        caption += (" Star: best layer; shaded: the layers not distinguishable from the best (credible set). "
+                    + "; ".join(parts) + ".")
     return fig, caption
 
 

@@ -73,11 +73,39 @@ def preference_map(ds: xr.Dataset, q: float):
 
     if surface_maps.is_surface(ds):
         stat = xr.DataArray(pref, dims=("target",), coords={"target": ds["target"].values})
-        return surface_maps.surface_figure(stat, ds.attrs, title="preferred layer"), what
+        fig = surface_preference(stat, ds.attrs, layers)
+        return (fig, what) if fig is not None else (surface_maps.surface_figure(stat, ds.attrs, title="preferred layer"),
+                                                    what + " (no mesh for a discrete colour map: the values are drawn)")
     img = _volume(ds, pref)
     if img is None:
         return None
     return preference_figure(img, layers, "preferred layer"), what
+
+
+def surface_preference(stat, attrs, layers: list[int]):
+    """Preferred layer on fsaverage meshes (nilearn ``plot_surf_roi``, one colour per layer), or None without a mesh."""
+    from . import surface_maps
+
+    geo = surface_maps.geometry(attrs)
+    if geo is None or geo.get("kind") != "gifti" or not str(geo.get("space", "")).startswith("fsaverage"):
+        return None
+    from nilearn import datasets, plotting
+
+    fs5 = datasets.fetch_surf_fsaverage("fsaverage5")
+    maps = surface_maps.hemisphere_maps(stat, attrs)
+    cmap, norm = layer_cmap(layers)
+    fig, axes = plt().subplots(1, 4, figsize=(12, 3), subplot_kw={"projection": "3d"})
+    views = [(h, v) for h in ("L", "R") if h in maps for v in ("lateral", "medial")]
+    for ax, (h, view) in zip(axes, views):
+        vals = maps[h][:surface_maps.FS5]
+        rank = np.where(np.isfinite(vals), np.searchsorted(np.asarray(layers), np.nan_to_num(vals)) + 1, 0)
+        side = surface_maps.HEMI_NAMES[h]
+        plotting.plot_surf_roi(fs5[f"infl_{side}"], rank.astype(float), hemi=side, view=view, bg_map=fs5[f"sulc_{side}"],
+                               axes=ax, figure=fig, cmap=cmap, vmin=0.5, vmax=len(layers) + 0.5, colorbar=False, threshold=0.5, avg_method="max",
+                               title=f"{h} {view}")
+    cb = fig.colorbar(plt().cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), fraction=0.02, ticks=layers)
+    cb.set_label("layer")
+    return fig
 
 
 def preference_figure(img, layers: list[int], title: str):
