@@ -8,6 +8,7 @@
   let shownDone = -1;
   let curves = [];
   let maps = [];
+  let mapsPicked = false;  /* the user chose a map: keep it when the list grows */
 
   function field(dl, name, value) {
     if (value === null || value === undefined || value === "") return;
@@ -95,7 +96,7 @@
 
   /* ------------------------------------------------------------------ brain maps */
   function fill(select, values, label = (v) => v) {
-    const before = select.value;
+    const before = mapsPicked ? select.value : "";
     clear(select);
     for (const v of values) select.append(el("option", { value: v }, label(v)));
     if (values.map(String).includes(before)) select.value = before;
@@ -181,7 +182,7 @@
   async function start() {
     document.getElementById("curve-metric").addEventListener("change", plotCurves);
     for (const id of ["map-subject", "map-model", "map-layer", "map-view", "map-background"]) {
-      document.getElementById(id).addEventListener("change", () => loadMap().catch(BA.showError));
+      document.getElementById(id).addEventListener("change", () => { mapsPicked = true; loadMap().catch(BA.showError); });
     }
     document.getElementById("cancel").addEventListener("click", async () => {
       await BA.json(`${api}/cancel`, { method: "POST" });
