@@ -32,12 +32,12 @@ def list_files(job_dir: Path) -> list[dict]:
     if not root.is_dir():
         return []
     out = []
-    for p in sorted(root.rglob("*")):
+    for p in root.rglob("*"):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or p.is_symlink() or not p.is_file():
             continue
         out.append({"path": rel.as_posix(), "bytes": p.stat().st_size})
-    return out
+    return sorted(out, key=lambda f: f["path"])
 
 
 def safe_file(job_dir: Path, rel: str) -> Path:
