@@ -28,7 +28,7 @@ Kernels: arrays in, arrays out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from scipy import stats
@@ -114,16 +114,30 @@ def draw_shifts(blocks: list[np.ndarray], n_permutations: int, seed: int,
     return shifts, order
 
 
-def _one_band_maps(Xtr: np.ndarray, Xte: np.ndarray, alphas: np.ndarray) -> list[np.ndarray]:
-    """``Xte (Xtr'Xtr + a I)^-1 Xtr'`` for each alpha, from one thin SVD of the centred training design."""
+def _one_band_maps(Xtr: np.ndarray, Xte: np.ndarray, alphas: np.ndarray) -> Iterator[np.ndarray]:
+    """``Xte (Xtr'Xtr + a I)^-1 Xtr'`` for each alpha in turn, from one thin SVD (or eigh) of the centred design."""
     if Xtr.shape[1] <= Xtr.shape[0]:
         U, s, Vt = np.linalg.svd(Xtr, full_matrices=False)
         XV = Xte @ Vt.T
-        return [(XV * (s / (s * s + a))) @ U.T for a in alphas]
+        for a in alphas:
+            yield (XV * (s / (s * s + a))) @ U.T
+        return
     lam, Q = np.linalg.eigh(Xtr @ Xtr.T)  # dual: Xte Xtr' (Xtr Xtr' + a I)^-1
     lam = np.clip(lam, 0.0, None)
     KQ = (Xte @ Xtr.T) @ Q
-    return [(KQ / (lam + a)) @ Q.T for a in alphas]
+    for a in alphas:
+        yield (KQ / (lam + a)) @ Q.T
+
+
+def _band_maps(Xtr: np.ndarray, Xte: np.ndarray, rows: np.ndarray, bands: Sequence[int] | None
+               ) -> Iterator[np.ndarray]:
+    """``K_te (K_tr + I)^-1`` with ``K = sum_b X_b X_b' / penalty_b`` for each penalty row in turn (banded)."""
+    ktr, kte = _fold_kernels(Xtr, Xte, bands)
+    eye = np.eye(Xtr.shape[0])
+    for row in rows:
+        K = sum(k / a for k, a in zip(ktr, row))
+        Kt = sum(k / a for k, a in zip(kte, row))
+        yield np.linalg.solve(K + eye, Kt.T).T
 
 
 def _fold_kernels(Xtr: np.ndarray, Xte: np.ndarray,
@@ -136,7 +150,7 @@ def _fold_kernels(Xtr: np.ndarray, Xte: np.ndarray,
 
 
 def hat_maps(X: np.ndarray, train: np.ndarray, test: np.ndarray, penalties: np.ndarray,
-             bands: Sequence[int] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+             bands: Sequence[int] | None = None) -> tuple[np.ndarray, Iterator[np.ndarray]]:
     """Dual ridge hat maps ``H`` (n_test, n_train) of one fold, one per distinct penalty.
 
     Parameters
@@ -153,8 +167,9 @@ def hat_maps(X: np.ndarray, train: np.ndarray, test: np.ndarray, penalties: np.n
     -------
     group : ndarray of int, shape (n_targets,)
         Index of each target's hat map; -1 where a penalty is not finite.
-    maps : list of ndarray
-        ``pred_test = H @ Y_train`` (up to a constant per target).
+    maps : iterator of ndarray
+        ``pred_test = H @ Y_train`` (up to a constant per target), made one at a time
+        (so only one n_test x n_train map is held).
     """
     pen = np.atleast_2d(np.asarray(penalties, dtype=np.float64))
     ok = np.all(np.isfinite(pen) & (pen > 0), axis=0)
@@ -165,14 +180,7 @@ def hat_maps(X: np.ndarray, train: np.ndarray, test: np.ndarray, penalties: np.n
     Xtr, Xte = X[train] - mu, X[test] - mu
     if pen.shape[0] == 1:
         return group, _one_band_maps(Xtr, Xte, uniq[:, 0])
-    ktr, kte = _fold_kernels(Xtr, Xte, bands)
-    eye = np.eye(train.size)
-    maps = []
-    for row in uniq:  # dual: K_te (K_tr + I)^-1 with K = sum_b X_b X_b' / penalty_b
-        K = sum(k / a for k, a in zip(ktr, row))
-        Kt = sum(k / a for k, a in zip(kte, row))
-        maps.append(np.linalg.solve(K + eye, Kt.T).T)
-    return group, maps
+    return group, _band_maps(Xtr, Xte, uniq, bands)
 
 
 def _r_along(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
