@@ -64,6 +64,14 @@ def test_planted_truth_false_discovery_proportion_at_most_q():
     assert np.mean(fdp["fold_ttest"]) > 0.05
 
 
+def test_leave_one_run_out_on_two_runs_finds_the_planted_targets_at_fdp_below_q():
+    """Two folds leave the fold t-test one degree of freedom: it finds almost nothing; the shift null does."""
+    setting = replace(BASE, n_targets=150, n_planted=30, snr=1.0, cv="leave_one_run_out")
+    fdp, power = planted_study(setting, (200,), q=0.05)
+    assert np.mean(power["shift_t"]) > 0.5 and np.mean(fdp["shift_t"]) <= 0.05
+    assert np.mean(power["fold_ttest"]) < np.mean(power["shift_t"]) / 2
+
+
 def test_observed_statistic_is_the_fits_r():
     X, Y, runs, _ = simulate(replace(BASE, n_targets=40), 3)
     folds = make_folds("contiguous", X.shape[0], n_folds=4)

@@ -11,8 +11,10 @@ outer folds crossing the run boundary, nested ridge (the pipeline's kernel,
   the false-discovery proportion among Benjamini-Hochberg q < .05 discoveries,
   averaged over seeds, must be at most .05.
 
-Run ``python -m brainalign.validation.calibration`` (a few minutes on 2 cores;
-``--quick`` for a smaller run); docs/validation.md quotes its output.
+Both with contiguous outer folds and with leave-one-run-out over the two runs (two
+folds: the fold t-test has one degree of freedom). Run
+``python -m brainalign.validation.calibration`` (about 4 minutes on 2 cores; ``--quick``
+for a smaller run); docs/validation.md quotes its output.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class Setting:
     phi_features: float = 0.9
     phi_noise: float = 0.7
     n_folds: int = 5
+    cv: str = "contiguous"
     inner_cv: int = 3
     alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
     n_permutations: int = 200
@@ -87,7 +90,7 @@ def fold_ttest(r_folds: np.ndarray) -> np.ndarray:
 def study_pvalues(setting: Setting, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """p-values (T,) of every method on one simulated study, and its planted mask."""
     X, Y, runs, truth = simulate(setting, seed)
-    folds = make_folds("contiguous", X.shape[0], n_folds=setting.n_folds)
+    folds = make_folds(setting.cv, X.shape[0], runs=runs, n_folds=setting.n_folds)
     res = cross_validated_scores(X, Y, outer_cv=folds_to_splits(folds, X.shape[0]), inner_cv=setting.inner_cv,
                                  alphas=np.asarray(setting.alphas))
     null = refit_shift_null(X, Y, folds, res.alpha_folds, runs=runs, n_permutations=setting.n_permutations,
@@ -179,8 +182,25 @@ def demo_check(config: str = "pipelines/demo.yaml", subject: str = "01", n_permu
     return out
 
 
+def _table(base: Setting, seeds: list[int]) -> None:
+    """Print the FPR / FDP / power rows of one cross-validation scheme."""
+    fpr = false_positive_rates(base, seeds)
+    fdp, power = planted_study(replace(base, n_planted=base.n_targets // 5, snr=1.0), [100 + s for s in seeds])
+    n = len(seeds) * base.n_targets
+    folds = "2 leave-one-run-out folds" if base.cv == "leave_one_run_out" else f"{base.n_folds} contiguous folds"
+    print(f"\n{len(seeds)} seeds x {base.n_targets} targets, {base.n_permutations} shifts; features AR(1) "
+          f"phi={base.phi_features}, noise AR(1) phi={base.phi_noise}, {base.n_runs} runs, {folds}")
+    for alpha in (0.05, 0.01):
+        lo, hi = binomial_interval(n, alpha)
+        print(f"noise, p < {alpha}: binomial 99% interval [{lo:.3f}, {hi:.3f}]")
+    print("| method | FPR p<.05 | FPR p<.01 | mean FDP at q<.05 (planted) | power |")
+    print("|---|---|---|---|---|")
+    for m in METHODS:
+        print(f"| {m} | {fpr[m][0.05]:.3f} | {fpr[m][0.01]:.3f} | {np.mean(fdp[m]):.3f} | {np.mean(power[m]):.2f} |")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the calibration table of docs/validation.md."""
+    """Print the calibration tables of docs/validation.md (contiguous folds, then leave-one-run-out)."""
     ap = argparse.ArgumentParser(prog="python -m brainalign.validation.calibration", description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=10, help="simulated studies per condition (default 10)")
     ap.add_argument("--targets", type=int, default=300, help="targets per study (default 300)")
@@ -189,22 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--demo", action="store_true", help="also the packaged demo's participant 01 (about a minute)")
     a = ap.parse_args(argv)
     n_seeds, n_t = (3, 200) if a.quick else (a.seeds, a.targets)
-    base = Setting(n_targets=n_t, n_permutations=a.permutations)
-    planted = replace(base, n_planted=n_t // 5, snr=1.0)
-    seeds = list(range(n_seeds))
     t0 = time.perf_counter()
-    fpr = false_positive_rates(base, seeds)
-    fdp, power = planted_study(planted, [100 + s for s in seeds])
-    n = n_seeds * n_t
-    print(f"{n_seeds} seeds x {n_t} targets, {a.permutations} shifts; features AR(1) phi={base.phi_features}, "
-          f"noise AR(1) phi={base.phi_noise}, {base.n_runs} runs, {base.n_folds} contiguous folds")
-    for alpha in (0.05, 0.01):
-        lo, hi = binomial_interval(n, alpha)
-        print(f"noise, p < {alpha}: binomial 99% interval [{lo:.3f}, {hi:.3f}]")
-    print("| method | FPR p<.05 | FPR p<.01 | mean FDP at q<.05 (planted) | power |")
-    print("|---|---|---|---|---|")
-    for m in METHODS:
-        print(f"| {m} | {fpr[m][0.05]:.3f} | {fpr[m][0.01]:.3f} | {np.mean(fdp[m]):.3f} | {np.mean(power[m]):.2f} |")
+    for cv in ("contiguous", "leave_one_run_out"):
+        _table(Setting(n_targets=n_t, n_permutations=a.permutations, cv=cv), list(range(n_seeds)))
     print(f"({time.perf_counter() - t0:.0f} s)")
     if a.demo:
         d = demo_check(n_permutations=a.permutations)
