@@ -83,7 +83,7 @@ def test_log_in_submit_watch_and_see_the_plots(browser, srv, tmp_path):
 
     # the submit page writes a configuration from a dataset and a model
     page.goto(srv.url + "/submit")
-    page.wait_for_selector("#pick-dataset option")
+    page.wait_for_selector("#pick-dataset option", state="attached")
     page.click("#fill-config")
     written = yaml.safe_load(page.input_value("#config-text"))
     assert written["data"]["source"]["kind"] == "bids" and written["models"][0]["path"] == "packaged:minilm"
@@ -96,27 +96,27 @@ def test_log_in_submit_watch_and_see_the_plots(browser, srv, tmp_path):
     page.click("#submit-button")
     page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"))
     job_id = page.url.rsplit("/", 1)[1]
-    assert page.text_content("#job-title") == f"Job {NAME}"
+    page.wait_for_function("document.getElementById('job-title').textContent !== 'Job'")
+    assert page.text_content("#job-title") == f"Job {NAME}"  # the markup shown as text
     page.wait_for_selector("#job-status[data-status='succeeded']", timeout=JOB_TIMEOUT_MS)
 
     # the layer curves: a Plotly svg with one trace per participant and the mean over participants
-    page.wait_for_selector("#curves svg.main-svg")
-    assert page.locator("#curves .scatterlayer .trace").count() == 3
+    # (the page reloads the outputs once the job is finished: wait for that, not for the first draw)
+    page.wait_for_function("document.querySelectorAll('#curves svg.main-svg .scatterlayer .trace').length === 3")
     assert page.locator("#participants tbody tr").count() == 2
 
-    # the brain map: nilearn's viewer drew its canvas inside the sandboxed frame
-    page.wait_for_selector("#brainmap", state="visible")
-    frame = page.frame_locator("#brainmap")
-    canvas = frame.locator("canvas").first
+    # the brain map: nilearn's viewer, in a sandboxed frame, drew brain slices and the map on its canvas
+    page.wait_for_function("(document.getElementById('brainmap').srcdoc || '').includes('group MiniLM layer')")
+    assert page.is_visible("#brainmap")
+    assert page.evaluate("document.getElementById('brainmap').contentDocument") is None  # no access across the sandbox
+    canvas = page.frame_locator("#brainmap").locator("canvas").first
     canvas.wait_for(state="attached", timeout=60_000)
-    page.wait_for_function(
-        "() => { const d = document.getElementById('brainmap').contentDocument; return d === null; }")  # sandboxed: no access
-    assert "group MiniLM layer" in page.get_attribute("#brainmap", "srcdoc")
-    page.wait_for_timeout(500)  # brainsprite draws once its sprite image has loaded
+    page.wait_for_timeout(1000)  # brainsprite draws once its sprite image has loaded
     colours = canvas.evaluate("""c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         const seen = new Set(); for (let i = 0; i < d.length; i += 16) seen.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]);
         return c.width > 0 && c.height > 0 ? seen.size : 0; }""")
     assert colours > 20, colours  # slices of a brain and a colour map, not a blank canvas
+    page.locator("#brainmap").screenshot(path=str(tmp_path / "brainmap.png"))
 
     # files: every output is listed; the group report opens in its frame
     links = page.locator("#files a")
