@@ -23,9 +23,9 @@ to their bootstrap spread (:func:`fold_spread`). Over ``n_bootstrap`` seeded dra
 - the same for the mean r over targets (``summary`` "all", and "significant": the
   targets with ``p_fdr < q`` at some layer): ``summary_r``, ``summary_p_best``, ...
 
-Sums are accumulated block by block with elementwise numpy (no BLAS reductions),
-so the draws and everything derived from them are bit-identical for a seed,
-whatever the thread count.
+Sums are accumulated with numpy's own einsum loops (no BLAS reductions), so the
+draws and everything derived from them are bit-identical for a seed, whatever
+the thread count.
 """
 from __future__ import annotations
 
@@ -41,13 +41,16 @@ BLOCKS_PER_FOLD = 5
 MIN_BLOCK_SAMPLES = 5
 #: Bootstrap draws, nominal level of the credible set, level of the r intervals.
 N_BOOTSTRAP = 1000
+#: Draws for results with more than LARGE_RESULT layer x target values (whole-brain voxel maps).
+N_BOOTSTRAP_LARGE = 250
+LARGE_RESULT = 130_000
 LEVEL = 0.9
 CI = 0.95
 #: Result variables holding the block sums (dropped once the bootstrap is done).
 MOMENT_VARS = ("heldout_moments", "heldout_y_moments")
 #: Largest (draws x layers x targets) array held at once, in float64 elements.
-_MAX_ELEMENTS = 2_000_000
-_BIG = 1e300  # stands for "no comparison" in the max-t test (finite, so quantiles stay defined)
+_MAX_ELEMENTS = 4_000_000
+_LOW = -1e3  # r given to a layer without one in the max-t test (finite, so quantiles stay defined)
 
 
 def heldout_blocks(folds: Sequence[np.ndarray], runs: np.ndarray,
@@ -160,11 +163,9 @@ def resampled_r(M: np.ndarray, Ym: np.ndarray, w: np.ndarray, block_fold: np.nda
     out = np.zeros((w.shape[0], M.shape[0], M.shape[3]))
     each = []
     for f in folds:
-        sp = np.zeros((w.shape[0], M.shape[0], 3, M.shape[3]))
-        sy = np.zeros((w.shape[0], 3, M.shape[3]))
-        for b in np.flatnonzero(block_fold == f):  # elementwise, block by block: bit-identical
-            sp += w[:, b, None, None, None] * M[None, :, b]
-            sy += w[:, b, None, None] * Ym[None, b]
+        bl = np.flatnonzero(block_fold == f)  # numpy's own einsum loops (no BLAS): bit-identical for any thread count
+        sp = np.einsum("bk,lkmt->blmt", w[:, bl], M[:, bl], optimize=False)
+        sy = np.einsum("bk,kmt->bmt", w[:, bl], Ym[bl], optimize=False)
         n, y, yy = sy[:, None, 0], sy[:, None, 1], sy[:, None, 2]
         p, pp, py = sp[:, :, 0], sp[:, :, 1], sp[:, :, 2]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -216,20 +217,18 @@ def credible_set(r_obs: np.ndarray, r_boot: np.ndarray, level: float = LEVEL) ->
     r_obs : ndarray, shape (n_layers, n_targets)
     r_boot : ndarray, shape (n_draws, n_layers, n_targets)
     """
-    d_obs = r_obs[:, None] - r_obs[None, :]  # (k, l, t)
-    d_b = r_boot[:, :, None] - r_boot[:, None, :]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sd = np.nanstd(d_b, axis=0)
-    ok = np.isfinite(sd) & (sd > 0) & np.isfinite(d_obs)
-    den = np.where(ok, sd, 1.0)
-    with np.errstate(invalid="ignore"):
-        z = np.where(ok, np.nan_to_num((d_b - d_obs) / den, nan=_BIG), -_BIG).max(1)  # (draws, l, t)
-        t_obs = np.where(ok, d_obs / den, -_BIG).max(0)  # (l, t)
-    crit = np.quantile(z, level, axis=0)
     finite = np.isfinite(r_obs)
-    tied = ~ok.any(0)  # no finite spread to any other layer: keep only the observed best
-    best = r_obs >= np.nanmax(np.where(finite, r_obs, -np.inf), axis=0, keepdims=True)
+    ro = np.where(finite, r_obs, _LOW)  # a layer without r: far below, never a competitor with spread
+    rb = np.where(np.isfinite(r_boot), r_boot, _LOW)
+    d_obs = ro[:, None] - ro[None, :]  # (k, l, t)
+    d_b = rb[:, :, None] - rb[:, None, :]
+    sd = d_b.std(axis=0)
+    den = np.where(sd > 0, sd, np.inf)  # no spread (k == l included): that pair counts as 0
+    z = ((d_b - d_obs) / den).max(1)  # (draws, l, t)
+    t_obs = (d_obs / den).max(0)  # (l, t)
+    crit = np.quantile(z, level, axis=0)
+    tied = ~(sd > 0).any(0)  # no spread to any other layer: keep only the observed best
+    best = ro >= ro.max(axis=0, keepdims=True)
     return finite & np.where(tied, best, t_obs <= crit)
 
 
@@ -244,9 +243,9 @@ def _share_best(r: np.ndarray) -> np.ndarray:
 
 
 def _quantiles(x: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # targets NaN in every draw
-        return np.nanquantile(x, (1 - ci) / 2, axis=0), np.nanquantile(x, 1 - (1 - ci) / 2, axis=0)
+    """Percentile interval over the draws (axis 0); NaN where a draw is NaN (a target without r)."""
+    q = np.quantile(x, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=0)
+    return q[0], q[1]
 
 
 def _summary_sets(ds: xr.Dataset, q: float) -> dict[str, np.ndarray]:
@@ -322,7 +321,7 @@ def _masked_sum(r: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out
 
 
-def layer_uncertainty(ds: xr.Dataset, *, q: float = 0.05, n_boot: int = N_BOOTSTRAP, seed: int | None = None,
+def layer_uncertainty(ds: xr.Dataset, *, q: float = 0.05, n_boot: int | None = None, seed: int | None = None,
                       level: float = LEVEL, ci: float = CI) -> xr.Dataset:
     """Add the bootstrap of the layer choice to a result that carries block sums; drop the sums.
 
@@ -330,7 +329,8 @@ def layer_uncertainty(ds: xr.Dataset, *, q: float = 0.05, n_boot: int = N_BOOTST
     ``heldout_y_moments`` (block, moment, target) and the coordinate
     ``block_fold`` (block), as :func:`brainalign.pipeline.scoring.score_prepared`
     writes them; without them ``ds`` is returned unchanged. ``seed`` defaults to
-    the ``uncertainty_seed`` attr (``scoring.seed``). Adds ``p_best``,
+    the ``uncertainty_seed`` attr (``scoring.seed``), ``n_boot`` to :data:`N_BOOTSTRAP`
+    (:data:`N_BOOTSTRAP_LARGE` above :data:`LARGE_RESULT` layer x target values). Adds ``p_best``,
     ``in_credible_set``, ``r_ci_low``, ``r_ci_high`` (layer, target), the
     ``summary_*`` variables (layer, summary) and attr ``layer_uncertainty`` (JSON:
     the method and its settings).
@@ -338,6 +338,9 @@ def layer_uncertainty(ds: xr.Dataset, *, q: float = 0.05, n_boot: int = N_BOOTST
     if not all(v in ds for v in MOMENT_VARS):
         return ds
     seed = int(ds.attrs.get("uncertainty_seed", 0) if seed is None else seed)
+    if n_boot is None:  # a whole-brain result: fewer draws (p_best to about +-0.03), recorded in the sidecar
+        large = ds.sizes["target"] * ds.sizes["layer"] > LARGE_RESULT
+        n_boot = N_BOOTSTRAP_LARGE if large else N_BOOTSTRAP
     sets = _summary_sets(ds, q)
     block_fold = np.asarray(ds["block_fold"].values, dtype=np.int64)
     M = ds["heldout_moments"].transpose("layer", "block", "moment", "target").values.astype(np.float64)
