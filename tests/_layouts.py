@@ -33,10 +33,10 @@ N_NSS = 2  # non-steady-state volumes at the start of every run
 
 
 def simulate(root: Path, cache: Path, *, seed: int, n_vol: int = 60, n_runs: int = 2, sessions=None,
-             n_words: int = 110, grid=(6, 6, 5)) -> dict:
+             n_words: int = 110, grid=(6, 6, 5), snr: float = 2.0) -> dict:
     """``simulate_bids`` with layer 1 planted in 12 voxels, at a high SNR (tests run few folds)."""
     truth = simulate_bids(root, "fmri", n_subjects=1, n_runs=n_runs, n_volumes=n_vol, grid=grid, layers=(1,),
-                          targets_per_layer=12, snr=2.0, n_words=n_words, seed=seed, cache_dir=str(cache))
+                          targets_per_layer=12, snr=snr, n_words=n_words, seed=seed, cache_dir=str(cache))
     truth["grid"] = list(grid)
     return truth
 
@@ -173,3 +173,26 @@ def textgrid(words: pd.DataFrame, xmax: float) -> str:
         lines += [f"        intervals [{i}]:", f"            xmin = {a}", f"            xmax = {b}",
                   f'            text = "{w}"']
     return "\n".join(lines) + "\n"
+
+
+def split_sessions(root: Path, sub: str = "01", per_session: int = 2) -> list[str]:
+    """Move a subject's runs into sessions ``1``, ``2``...: runs 1..k -> ses-1 runs 1..k, the next k -> ses-2."""
+    func = root / f"sub-{sub}" / "func"
+    runs = sorted({int(p.name.split("_run-")[1].split("_")[0]) for p in func.glob("*_run-*")})
+    labels = []
+    for i, run in enumerate(runs):
+        ses, new = str(i // per_session + 1), i % per_session + 1
+        dest = root / f"sub-{sub}" / f"ses-{ses}" / "func"
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in func.glob(f"*_run-{run}_*"):
+            name = p.name.replace(f"sub-{sub}_", f"sub-{sub}_ses-{ses}_").replace(f"_run-{run}_", f"_run-{new}_")
+            p.rename(dest / name)
+        labels.append(ses)
+    func.rmdir()
+    return sorted(set(labels))
+
+
+def separated(r: pd.Series, planted: set, noise: set, z: float = 3.0) -> bool:
+    """Planted voxels' mean r above the noise voxels' by ``z`` standard errors of a mean of that many noise voxels."""
+    p, n = r[list(planted)], r[list(noise)]
+    return bool(p.mean() - n.mean() > z * n.std() / np.sqrt(len(p)))

@@ -177,7 +177,8 @@ def read_voxels(
         vox_mask = np.asarray(compute_epi_mask(str(found[0].bold)).dataobj) > 0
         mask_src = f"compute_epi_mask({found[0].bold.name})"
         if not vox_mask.any():
-            raise InputError(f"nilearn computed an empty brain mask from {found[0].bold}: pass mask= or atlas=")
+            raise InputError(f"nilearn computed an empty brain mask from {found[0].bold}: give one with --mask "
+                             "(data.source.mask) or parcels with --atlas (data.source.atlas)")
     ijk = np.argwhere(vox_mask)
     Y = np.empty((sum(nvols), ijk.shape[0]), dtype=np.float32)
     a = 0

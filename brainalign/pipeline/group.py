@@ -25,7 +25,7 @@ import xarray as xr
 from scipy import stats
 
 from ..encoding import fdr_bh
-from ..errors import MissingDataError
+from ..errors import InputError, MissingDataError
 from . import outputs, surface_maps
 from .geometry_scores import geometry_rows, geometry_var
 from .gt_band import band_table
@@ -189,6 +189,17 @@ def group_maps(dsets: list[xr.Dataset]) -> list[tuple[int, object]]:
     return [(int(l), outputs.to_volume(mean.sel(layer=l).values, idx, geo[1], geo[0])) for l in mean["layer"].values]
 
 
+def _one_per_participant(dsets, out: Path) -> None:
+    """Refuse several results of one participant (sessions written side by side): the group test needs one each."""
+    subjects = [d.attrs["subject"] for d in dsets]
+    twice = sorted({s for s in subjects if subjects.count(s) > 1})
+    if twice:
+        sessions = sorted({str(d.attrs.get("session") or "none") for d in dsets if d.attrs["subject"] == twice[0]})
+        raise InputError(f"group level: sub-{twice[0]} has results of sessions {', '.join(sessions)} in {out}; the "
+                         "group test takes one result per participant: write each session to its own output folder "
+                         "(--session) or fit them together (--pool-sessions)")
+
+
 def run_group(out_dir, cfg=None) -> GroupResult:
     """Group level over every participant result in ``out_dir``: tables and maps in ``group/``.
 
@@ -207,6 +218,7 @@ def run_group(out_dir, cfg=None) -> GroupResult:
     res = GroupResult()
     for (task, model), dsets in sorted(by.items()):
         dsets = sorted(dsets, key=lambda d: d.attrs["subject"])
+        _one_per_participant(dsets, out)
         settings = json.loads(dsets[0].attrs.get("settings", "{}"))
         opts = group_options(cfg, settings)
         table = group_stats(dsets, **opts)

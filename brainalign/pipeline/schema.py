@@ -97,6 +97,13 @@ class BidsSource(_Strict):
         unknown = [str(k) for k in v if k not in load_options()]
         if unknown:
             raise ValueError(f"unknown option(s) {', '.join(unknown)} (load_bids takes: {', '.join(load_options())})")
+        own = {"derivatives": "data.source.derivatives (--derivatives)", "session": "data.source.session (--session)",
+               "confounds": "data.preprocess.confounds (--confounds)", "clean": "data.preprocess",
+               "trial_type": "data.source.trial_type (--trial-type)", "high_gamma": "data.source.high_gamma "
+               "(--high-gamma)"}
+        clash = [k for k in v if k in own]
+        if clash:
+            raise ValueError(f"{clash[0]}: set {own[clash[0]]} instead")
         return v
 
     @field_validator("participants")

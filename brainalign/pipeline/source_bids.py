@@ -27,6 +27,8 @@ import xarray as xr
 from ..errors import ConfigError, InputError, MissingDataError
 from ..io.confounds import FmriprepConfounds, from_recording
 
+#: Share of numeric-looking words above which a word column is taken for event codes and refused.
+NUMERIC_SHARE = 0.05
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
 #: ``data.source.options`` that have their own field (and flag) now.
 _OWN_FIELDS = {"derivatives": "data.source.derivatives (--derivatives)", "confounds": "data.preprocess.confounds "
@@ -67,6 +69,20 @@ def _check(src, opts: dict, deriv: Path | None) -> None:
 
 def _surface(space: str) -> bool:
     return str(space).startswith(("fsaverage", "fsnative", "fsLR"))
+
+
+def check_sessions(src, subjects) -> None:
+    """Refuse, before any work, a study that names no session of participants who have several."""
+    if src.session or src.pool_sessions:
+        return
+    from ..io import list_sessions
+
+    for s in subjects:
+        have = list_sessions(src.root, s)
+        if len(have) > 1:
+            raise InputError(f"sub-{s} has sessions {', '.join(have)}: choose one with --session "
+                             "(data.source.session), or fit them together with --pool-sessions "
+                             "(data.source.pool_sessions: true)")
 
 
 def _sessions(src, subject: str) -> list[str | None]:
@@ -110,10 +126,10 @@ def load_bids_participant(src, subject: str, task: str, opts: dict) -> tuple[Any
 
 
 def check_words(stim: pd.DataFrame, column: str, rec) -> None:
-    """Refuse numeric-looking words (event codes read as words), naming the flags that fix it."""
+    """Refuse a word column whose words are more than :data:`NUMERIC_SHARE` numbers (event codes), naming the fixes."""
     words = stim["word"].astype(str).str.strip()
     numeric = words.str.match(_NUMBER)
-    if not numeric.any():
+    if numeric.sum() < max(2, NUMERIC_SHARE * len(words)):  # a few numerals in a transcript are words
         return
     runs = sorted(set(stim.loc[numeric, "run"].astype(str)))
     shown = ", ".join(dict.fromkeys(words[numeric].tolist()[:5]))

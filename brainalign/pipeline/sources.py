@@ -138,6 +138,10 @@ def selected_participants(src, requested=None) -> list[str]:
     if missing:
         shown = ", ".join(have[:20]) + (" ..." if len(have) > 20 else "")
         raise MissingDataError(f"participant(s) {', '.join(missing)} not found in {getattr(src, 'root', None) or src.path}; have: {shown}")
+    if src.kind == "bids":
+        from .source_bids import check_sessions
+
+        check_sessions(src, want)  # before any work: the choice of session concerns everyone
     return want
 
 
