@@ -12,7 +12,6 @@ from ..errors import ConstantSignalError, DataQualityWarning, InputError
 from .fmri import DEFAULT_CLEAN, FuncRun, clean_in_blocks, find_func_runs, frame_offset, run_confounds
 from .func_read import check_runs, common_tr, read_targets
 from .layout import parse_entities
-from .layout import parse_entities
 
 
 def _clean_options(clean: bool | dict) -> dict | None:
@@ -98,9 +97,6 @@ def read_func_runs(
         space=space or ("native" if derivatives is None else parse_entities(found[0].bold.name).get("space", "unknown")),
         n_dropped_targets=n_bad,
         run_spans=[f"{'1' if r.run is None else r.run}:{n * t_r:g}" for r, n in zip(found, nvols)],
-        run_files=[f"{'1' if r.run is None else r.run}:{r.bold}" for r in found],
-        confound_files=[f"{'1' if r.run is None else r.run}:{r.confounds}" for r in found if r.confounds is not None],
-        run_volumes=[f"{'1' if r.run is None else r.run}:{n}" for r, n in zip(found, nvols)],
         run_files=[f"{'1' if r.run is None else r.run}:{r.bold}" for r in found],
         confound_files=[f"{'1' if r.run is None else r.run}:{r.confounds}" for r in found if r.confounds is not None],
         run_volumes=[f"{'1' if r.run is None else r.run}:{n}" for r, n in zip(found, nvols)],

@@ -79,9 +79,7 @@ def adapter_participants(src) -> list[str]:
     return [str(p) for p in lister(src.root)]
 
 
-def _check(out: Any, where: str):
-    from .sources import Loaded
-
+def _check(out: Any, where: str) -> tuple:
     if not isinstance(out, tuple) or not 2 <= len(out) <= 4:
         raise InputError(f"{where} returned {type(out).__name__}: it must return Loaded(recording, stimulus, "
                          "baseline, confounds) or a tuple (recording, stimulus[, baseline[, confounds]])")
@@ -100,8 +98,7 @@ def _check(out: Any, where: str):
     for i, part in ((2, "baseline"), (3, "confounds")):
         if len(out) > i and out[i] is not None and not isinstance(out[i], pd.DataFrame):
             raise InputError(f"{where}: the {part} must be a DataFrame or None, got {type(out[i]).__name__}")
-    full = tuple(out) + (None,) * (4 - len(out))
-    return Loaded(*full)
+    return tuple(out) + (None,) * (4 - len(out))
 
 
 def call_adapter(src, subject: str):
@@ -109,13 +106,10 @@ def call_adapter(src, subject: str):
     fn = adapter_function(src.adapter)
     options = src.loader_options() if hasattr(src, "loader_options") else dict(src.options)
     where = f"data.source.adapter {src.adapter}"
-    from .sources import _check_options
-
-    _check_options(fn, options, 2)
     out = fn(src.root, subject, **options)
-    loaded = _check(out, where)
-    stim = loaded.stimulus.copy()
+    rec, stim, base, conf = _check(out, where)
+    stim = stim.copy()
     stim["run"] = stim["run"].astype(str)
-    rec = loaded.recording.assign_coords(run=("time", [str(r) for r in loaded.recording["run"].values]))
+    rec = rec.assign_coords(run=("time", [str(r) for r in rec["run"].values]))
     rec.attrs.setdefault("subject", subject)
-    return loaded._replace(recording=rec, stimulus=stim)
+    return rec, stim, base, conf

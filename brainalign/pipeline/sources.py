@@ -172,9 +172,11 @@ def load_participant(src, subject: str, task: str | None = None) -> Loaded:
                                            mask=src.mask, atlas=src.atlas, tier=src.tier, word_column=src.word_column)
         return Loaded(rec, stim, None, None)
     if src.kind == "adapter":
-        from .source_adapter import call_adapter
+        from .source_adapter import adapter_function, call_adapter
 
-        return call_adapter(src, subject)
+        fn = adapter_function(src.adapter)
+        _check_options(fn, _options(src), 2)
+        return Loaded(*call_adapter(src, subject))
     opts = _options(src)
     if src.kind == "bids":
         from ..io import load_bids
