@@ -4,8 +4,9 @@
 ``GET /api/v1/jobs/{id}/curves``     layer curves: per participant x model, the mean over
                                      targets of each layer's score, with a 95% CI over targets
 ``GET /api/v1/jobs/{id}/brainmaps``  the statistical maps in the job's outputs
-``GET /api/v1/jobs/{id}/brainmap``   one map as a nilearn ``view_img`` (volume) or
-                                     ``view_img_on_surf`` (projected on fsaverage5) HTML page
+``GET /api/v1/jobs/{id}/brainmap``   one map as a nilearn viewer page: ``view_img`` (volume),
+                                     ``view_img_on_surf`` (a volume projected on fsaverage5)
+                                     or ``view_surf`` (a GIFTI / CIFTI surface map)
 
 All need ``Authorization: Bearer <token>`` (401 otherwise) and answer 404 for a job
 the caller may not see, as the core API does. Files are found by listing the job's
@@ -27,8 +28,8 @@ from fastapi.responses import HTMLResponse
 
 router = APIRouter(tags=["dashboard"])
 
-MAP_NAME = re.compile(r"(?:sub-(?P<subject>[^_/]+)_)?(?:ses-(?P<session>[^_/]+)_)?task-(?P<task>[^_/]+)_"
-                      r"desc-(?P<model>[^_/]+?)L(?P<layer>\d+)_stat-(?P<stat>[^_/]+)_statmap\.nii\.gz")
+MAP_SUFFIXES = {"_statmap.nii.gz": "volume", "_statmap.func.gii": "surface", "_statmap.dscalar.nii": "surface"}
+DESC = re.compile(r"(?P<model>[A-Za-z0-9][A-Za-z0-9.+-]*)L(?P<layer>\d+)")
 ENCODING_CURVES = ("r", "r_norm", "delta_r")
 NOT_CURVES = ("layer_id", "layer_id_score", "p_best")
 GROUP = "group"
@@ -113,23 +114,43 @@ def job_curves(job_id: str, request: Request) -> dict:
 
 
 # ----------------------------------------------------------------------- brain maps
+def parse_map_name(name: str) -> dict | None:
+    """The entities of a statistical map's file name, or None for any other file.
+
+    ``sub-01_task-story_desc-MiniLML05_stat-r_statmap.nii.gz`` -> subject 01, task story,
+    model MiniLM, layer 5, stat r, kind volume; a name without ``sub-`` is a group map;
+    ``hemi-``, ``space-`` and ``den-`` entities come with the surface maps
+    (``.func.gii``, ``.dscalar.nii``).
+    """
+    suffix = next((x for x in MAP_SUFFIXES if name.endswith(x)), None)
+    if suffix is None:
+        return None
+    parts = name[: -len(suffix)].split("_")
+    if not all("-" in p for p in parts):
+        return None
+    ent = dict(p.split("-", 1) for p in parts)
+    desc = DESC.fullmatch(ent.get("desc", ""))
+    if desc is None or "task" not in ent or "stat" not in ent:
+        return None
+    return {"subject": ent.get("sub", GROUP), "session": ent.get("ses"), "task": ent["task"],
+            "model": desc["model"], "layer": int(desc["layer"]), "stat": ent["stat"], "hemi": ent.get("hemi"),
+            "space": ent.get("space"), "kind": MAP_SUFFIXES[suffix]}
+
+
 def brain_maps(job_dir: Path) -> list[dict]:
-    """The statistical maps (NIfTI) a job wrote: participants' and the group's.
+    """The statistical maps a job wrote: participants' and the group's, volumes and surfaces.
 
     Returns
     -------
     list of dict
-        ``subject`` ("group" for group maps), ``session`` (or None), ``task``,
-        ``model``, ``layer`` (int), ``stat`` and ``path`` (relative to the job folder).
+        The fields of :func:`parse_map_name` and ``path`` (relative to the job folder),
+        sorted by path.
     """
     found = []
-    for path in sorted(job_dir.glob("**/*_statmap.nii.gz")):
-        m = MAP_NAME.fullmatch(path.name)
-        if m is None or path.is_symlink():
-            continue
-        found.append({"subject": m["subject"] or GROUP, "session": m["session"], "task": m["task"],
-                      "model": m["model"], "layer": int(m["layer"]), "stat": m["stat"],
-                      "path": path.relative_to(job_dir).as_posix()})
+    for path in sorted(p for p in job_dir.glob("**/*_statmap.*") if p.is_file() and not p.is_symlink()):
+        meta = parse_map_name(path.name)
+        if meta is not None:
+            found.append({**meta, "path": path.relative_to(job_dir).as_posix()})
     return found
 
 
@@ -149,12 +170,22 @@ def _pick(maps: list[dict], **want) -> dict | None:
 
 
 @lru_cache(maxsize=8)
-def _render(path: str, mtime_ns: int, view: str, background: str, title: str) -> str:
-    """nilearn's interactive viewer of one map, as a standalone HTML page (memoised by file and mtime)."""
+def render_map(path: str, mtime_ns: int, view: str, background: str, title: str) -> str:
+    """nilearn's interactive viewer of one map file, as a standalone HTML page (memoised by file and mtime).
+
+    A volume (``.nii.gz``) is shown by ``view_img`` (``view="volume"``, on the MNI152
+    template or ``background="none"``) or ``view_img_on_surf`` projected on fsaverage5
+    (``view="surface"``); a surface map (``.func.gii``, ``.dscalar.nii``) by ``view_surf``
+    through :func:`brainalign.pipeline.surface_maps.map_file_view_html`.
+    """
     import nibabel as nib
     import numpy as np
     from nilearn import plotting
 
+    if not path.endswith(".nii.gz"):
+        from ..pipeline.surface_maps import map_file_view_html
+
+        return map_file_view_html(path, title=title)
     img = nib.load(path)
     data = np.nan_to_num(np.asarray(img.dataobj, dtype=np.float32))  # NaN outside the mask -> not drawn
     img = nib.Nifti1Image(data, img.affine)
@@ -174,24 +205,26 @@ def job_brain_map(job_id: str, request: Request, layer: int = Query(..., ge=0, l
                   subject: Optional[str] = Query(None, max_length=64, description="participant label or 'group'"),
                   model: Optional[str] = Query(None, max_length=64), task: Optional[str] = Query(None, max_length=64),
                   stat: str = Query("r", max_length=32),
+                  hemi: Optional[str] = Query(None, max_length=8, description="L or R (surface maps)"),
                   view: Literal["volume", "surface"] = "volume",
                   background: Literal["mni", "none"] = "mni") -> HTMLResponse:
     """One map of the job as nilearn's interactive viewer (an HTML page to show in a sandboxed frame).
 
     ``subject`` defaults to the group map when there is one, else the first participant;
-    ``view=surface`` projects the volume on fsaverage5 (``view_img_on_surf``);
-    ``background=none`` draws the map alone (data not in MNI space).
+    ``view=surface`` projects a volume on fsaverage5 (``view_img_on_surf``);
+    ``background=none`` draws the map alone (data not in MNI space). Surface maps
+    (GIFTI per hemisphere, CIFTI) are drawn on their mesh (``hemi`` picks one).
     """
     _, folder = _job(request, job_id)
     maps = brain_maps(folder) if folder.is_dir() else []
     if subject is None:
-        subject = GROUP if _pick(maps, subject=GROUP, layer=layer, model=model, task=task, stat=stat) else None
-    found = _pick(maps, subject=subject, layer=layer, model=model, task=task, stat=stat)
+        subject = GROUP if _pick(maps, subject=GROUP, layer=layer, model=model, task=task, stat=stat, hemi=hemi) else None
+    found = _pick(maps, subject=subject, layer=layer, model=model, task=task, stat=stat, hemi=hemi)
     if found is None:
         raise HTTPException(404, f"no {stat} map of layer {layer} for {subject or 'any participant'} in job {job_id}")
     path = folder / found["path"]
     who = "group" if found["subject"] == GROUP else f"sub-{found['subject']}"
-    title = f"{who} {found['model']} layer {found['layer']} {found['stat']}"
-    html = _render(str(path), path.stat().st_mtime_ns, view, background, title)
+    title = f"{who} {found['model']} layer {found['layer']} {found['stat']}" + (f" hemi-{found['hemi']}" if found["hemi"] else "")
+    html = render_map(str(path), path.stat().st_mtime_ns, view, background, title)
     return HTMLResponse(html, headers={"Content-Security-Policy": "sandbox allow-scripts",
                                        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})

@@ -170,3 +170,29 @@ def test_brain_map_views(srv, tokens, job):
             assert c.get(base, params=bad).status_code == 404, bad
         assert c.get(base, params={"layer": "x"}).status_code == 422
         assert c.get(base, params={"layer": 5, "view": "<b>"}).status_code == 422
+
+
+def test_surface_map_files_listed_and_drawn(tmp_path):
+    """GIFTI surface maps (as the surface pipeline names them) are listed and drawn with view_surf."""
+    import nibabel as nib
+
+    from brainalign.service.dashboard_api import brain_maps, parse_map_name, render_map
+
+    rng = np.random.default_rng(0)
+    func = tmp_path / "sub-01" / "func"
+    func.mkdir(parents=True)
+    names = [f"sub-01_task-story_hemi-{h}_space-fsaverage5_desc-MiniLML05_stat-r_statmap.func.gii" for h in "LR"]
+    for name in names:
+        arr = nib.gifti.GiftiDataArray(rng.standard_normal(10242).astype(np.float32), intent="NIFTI_INTENT_NONE")
+        nib.save(nib.gifti.GiftiImage(darrays=[arr]), func / name)
+    (func / "sub-01_task-story_desc-MiniLM_scores.tsv").write_text("subject\n01\n")  # not a map
+    maps = brain_maps(tmp_path)
+    assert [m["path"] for m in maps] == [f"sub-01/func/{n}" for n in names]
+    assert [(m["subject"], m["model"], m["layer"], m["hemi"], m["kind"]) for m in maps] == [
+        ("01", "MiniLM", 5, "L", "surface"), ("01", "MiniLM", 5, "R", "surface")]
+    assert parse_map_name("task-story_desc-gpt2L1L12_stat-r_statmap.nii.gz")["model"] == "gpt2L1"
+    assert parse_map_name("task-story_desc-gpt2L1L12_stat-r_statmap.nii.gz")["subject"] == "group"
+    for junk in ("sub-01_statmap.nii.gz", "sub-01_task-a_desc-M_stat-r_statmap.nii.gz", "x_statmap.func.gii"):
+        assert parse_map_name(junk) is None, junk
+    page = render_map(str(func / names[0]), 0, "volume", "mni", "sub-01 MiniLM layer 5 r hemi-L")
+    assert "plotly" in page.lower() and "sub-01 MiniLM layer 5 r hemi-L" in page

@@ -109,6 +109,8 @@
     if (!subject || layer === "") return;
     const q = new URLSearchParams({ layer, subject, model: document.getElementById("map-model").value,
       view: document.getElementById("map-view").value, background: document.getElementById("map-background").value });
+    const hemi = document.getElementById("map-hemi").value;
+    if (hemi) q.set("hemi", hemi);
     const note = document.getElementById("map-note");
     note.textContent = "Rendering the map…";
     const resp = await BA.request(`${api}/brainmap?${q}`);
@@ -125,6 +127,9 @@
     fill(document.getElementById("map-subject"), subjects, (s) => (s === "group" ? "group mean" : `sub-${s}`));
     fill(document.getElementById("map-model"), [...new Set(maps.map((m) => m.model))]);
     fill(document.getElementById("map-layer"), [...new Set(maps.map((m) => m.layer))].sort((a, b) => a - b), (L) => `layer ${L}`);
+    const hemis = [...new Set(maps.map((m) => m.hemi).filter((h) => h))].sort();
+    fill(document.getElementById("map-hemi"), hemis, (h) => `hemi-${h}`);
+    document.getElementById("map-hemi-box").hidden = hemis.length === 0;
     await loadMap();
   }
 
@@ -181,7 +186,7 @@
 
   async function start() {
     document.getElementById("curve-metric").addEventListener("change", plotCurves);
-    for (const id of ["map-subject", "map-model", "map-layer", "map-view", "map-background"]) {
+    for (const id of ["map-subject", "map-model", "map-layer", "map-hemi", "map-view", "map-background"]) {
       document.getElementById(id).addEventListener("change", () => { mapsPicked = true; loadMap().catch(BA.showError); });
     }
     document.getElementById("cancel").addEventListener("click", async () => {
