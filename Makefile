@@ -31,6 +31,8 @@ bench: install
 	$(BIN)/python benchmarks/encoders.py
 	$(BIN)/python benchmarks/loaders.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/geometry.py
+	$(BIN)/python benchmarks/service.py
 
 # Every table in docs/validation.md, from scratch (tens of minutes on 2 cores).
 validate: install
@@ -45,6 +47,10 @@ validate: install
 	$(BIN)/brainalign run pipelines/frank2015_eeg.yaml
 	$(BIN)/python -m brainalign.validation.report frank build/validation/frank2015-eeg --figure docs/validation/frank2015_layer_profile.png
 	$(BIN)/python -m brainalign.validation.layer_id
+	$(BIN)/python -m brainalign.validation.calibration --demo
+	$(BIN)/python -m brainalign.validation.geometry trsa
+	$(BIN)/python -m brainalign.validation.geometry id
+	$(BIN)/python -m brainalign.validation.geometry planted
 
 clean:
 	rm -rf $(VENV) build *.egg-info
