@@ -203,7 +203,9 @@ def create_app(settings: ServiceSettings, store, runner=None) -> FastAPI:
     runner : JobRunner, optional
         Told when a job arrives (``wake()``), if it has that method.
     """
-    app = FastAPI(title="brainalign service", version=__version__,
+    # no /docs or /redoc: FastAPI's pages load their JavaScript from a CDN, and nothing the
+    # server answers may fetch from outside; the description stays at /openapi.json
+    app = FastAPI(title="brainalign service", version=__version__, docs_url=None, redoc_url=None,
                   description="Brain-model alignment jobs: submit a study configuration, follow it, fetch its outputs.")
     app.state.settings, app.state.store, app.state.runner = settings, store, runner
 
