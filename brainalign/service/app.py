@@ -17,20 +17,19 @@ from typing import Any, Literal, Optional, Union
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._version import __version__
 from ..errors import AccessDeniedError, BrainAlignError, ConfigError
 from . import catalog, files, metrics
 from .access import prepare_job_config
+from .auth import caller, visible_job
 from .limits import BodyLimit, BodyTooLarge
 from .settings import ServiceSettings
 
 log = logging.getLogger("brainalign.service")
 STATUSES = ("queued", "running", "succeeded", "partial", "failed", "cancelled")
 TSV = "text/tab-separated-values"
-_bearer = HTTPBearer(auto_error=False, description="an API token from `brainalign token create USER`")
 
 
 class JobRequest(BaseModel):
@@ -92,13 +91,7 @@ def _install_errors(app: FastAPI) -> None:
         return detail(500, f"internal error ({type(exc).__name__}); see the server log")
 
 
-def _routes_jobs(app: FastAPI, settings: ServiceSettings, store, runner, caller) -> None:
-    def visible(user, job_id: str) -> dict:
-        job = store.get_job(user, job_id)
-        if job is None:
-            raise HTTPException(404, f"no job {job_id}")
-        return job
-
+def _routes_jobs(app: FastAPI, settings: ServiceSettings, store, runner) -> None:
     @app.post("/api/v1/jobs", status_code=201, tags=["jobs"], summary="submit a study configuration")
     def submit(body: JobRequest, response: Response, user=Depends(caller)) -> dict:
         config, config_hash = prepare_job_config(body.config, settings)
@@ -114,11 +107,11 @@ def _routes_jobs(app: FastAPI, settings: ServiceSettings, store, runner, caller)
 
     @app.get("/api/v1/jobs/{job_id}", tags=["jobs"])
     def get_job(job_id: str, user=Depends(caller)) -> dict:
-        return visible(user, job_id)
+        return visible_job(store, user, job_id)
 
     @app.post("/api/v1/jobs/{job_id}/cancel", tags=["jobs"], summary="cancel at the next task boundary")
     def cancel(job_id: str, user=Depends(caller)) -> dict:
-        visible(user, job_id)
+        visible_job(store, user, job_id)
         job = store.request_cancel(user, job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
@@ -128,7 +121,7 @@ def _routes_jobs(app: FastAPI, settings: ServiceSettings, store, runner, caller)
              summary="the long score table (JSON records, or TSV with Accept: text/tab-separated-values)")
     def scores(job_id: str, request: Request, level: Literal[files.SCORE_LEVELS] = Query("participant"),
                user=Depends(caller)):
-        job = visible(user, job_id)
+        job = visible_job(store, user, job_id)
         folder = settings.job_dir(job["id"])
         if not files.score_files(folder, level):
             raise HTTPException(404, f"job {job_id} has no {level} scores yet (status {job['status']})")
@@ -138,12 +131,12 @@ def _routes_jobs(app: FastAPI, settings: ServiceSettings, store, runner, caller)
 
     @app.get("/api/v1/jobs/{job_id}/files", tags=["jobs"], summary="the job's output files")
     def list_files(job_id: str, user=Depends(caller)) -> list[dict]:
-        job = visible(user, job_id)
+        job = visible_job(store, user, job_id)
         return files.list_files(settings.job_dir(job["id"]))
 
     @app.get("/api/v1/jobs/{job_id}/files/{path:path}", tags=["jobs"], summary="one output file")
     def get_file(job_id: str, path: str, user=Depends(caller)):
-        job = visible(user, job_id)
+        job = visible_job(store, user, job_id)
         try:
             target = files.safe_file(settings.job_dir(job["id"]), path)
         except files.OutsideJobError as exc:
@@ -153,7 +146,7 @@ def _routes_jobs(app: FastAPI, settings: ServiceSettings, store, runner, caller)
         return FileResponse(target, filename=target.name if not target.name.endswith(".html") else None)
 
 
-def _routes_server(app: FastAPI, settings: ServiceSettings, store, runner, caller) -> None:
+def _routes_server(app: FastAPI, settings: ServiceSettings, store, runner) -> None:
     @app.get("/api/v1/health", tags=["server"], summary="liveness (no token needed)")
     def health() -> dict:
         return {"status": "ok", "version": __version__}
@@ -209,16 +202,9 @@ def create_app(settings: ServiceSettings, store, runner=None) -> FastAPI:
                   description="Brain-model alignment jobs: submit a study configuration, follow it, fetch its outputs.")
     app.state.settings, app.state.store, app.state.runner = settings, store, runner
 
-    def caller(creds: Optional[HTTPAuthorizationCredentials] = Depends(_bearer)):
-        user = store.authenticate(creds.credentials) if creds is not None and creds.credentials else None
-        if user is None:
-            raise HTTPException(401, "missing or invalid API token: send Authorization: Bearer <token>",
-                                headers={"WWW-Authenticate": "Bearer"})
-        return user
-
     _install_errors(app)
-    _routes_server(app, settings, store, runner, caller)
-    _routes_jobs(app, settings, store, runner, caller)
+    _routes_server(app, settings, store, runner)
+    _routes_jobs(app, settings, store, runner)
     _include_dashboard(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

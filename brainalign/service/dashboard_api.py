@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
+
+from .auth import caller, visible_job
 
 router = APIRouter(tags=["dashboard"])
 
@@ -36,29 +38,16 @@ GROUP = "group"
 
 
 # ------------------------------------------------------------------------- access
-def _caller(request: Request):
-    """The user of the request's bearer token; 401 without a valid one."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    user = request.app.state.store.authenticate(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-    if user is None:
-        raise HTTPException(401, "missing or invalid API token: send Authorization: Bearer <token>",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return user
-
-
-def _job(request: Request, job_id: str) -> tuple[dict, Path]:
+def _job(request: Request, user, job_id: str) -> tuple[dict, Path]:
     """The caller's job and its output folder; 404 when the caller may not see it."""
-    user = _caller(request)
-    job = request.app.state.store.get_job(user, job_id)
-    if job is None:
-        raise HTTPException(404, f"no job {job_id}")
-    return job, Path(request.app.state.settings.jobs_dir) / job["id"]
+    job = visible_job(request.app.state.store, user, job_id)
+    return job, request.app.state.settings.job_dir(job["id"])
 
 
 @router.get("/api/v1/jobs/{job_id}/config")
-def job_config(job_id: str, request: Request) -> dict:
+def job_config(job_id: str, request: Request, user=Depends(caller)) -> dict:
     """The configuration the job was submitted with (``{"config": {...}}``)."""
-    job, _ = _job(request, job_id)
+    job, _ = _job(request, user, job_id)
     return {"config": request.app.state.store.job_config(job["id"])}
 
 
@@ -107,9 +96,9 @@ def layer_curves(job_dir: Path) -> list[dict]:
 
 
 @router.get("/api/v1/jobs/{job_id}/curves")
-def job_curves(job_id: str, request: Request) -> dict:
+def job_curves(job_id: str, request: Request, user=Depends(caller)) -> dict:
     """Layer curves of the job's participants (``{"curves": [...]}``, see :func:`layer_curves`)."""
-    _, folder = _job(request, job_id)
+    _, folder = _job(request, user, job_id)
     return {"curves": layer_curves(folder) if folder.is_dir() else []}
 
 
@@ -155,9 +144,9 @@ def brain_maps(job_dir: Path) -> list[dict]:
 
 
 @router.get("/api/v1/jobs/{job_id}/brainmaps")
-def job_brain_maps(job_id: str, request: Request) -> dict:
+def job_brain_maps(job_id: str, request: Request, user=Depends(caller)) -> dict:
     """The job's statistical maps (``{"maps": [...]}``, see :func:`brain_maps`)."""
-    _, folder = _job(request, job_id)
+    _, folder = _job(request, user, job_id)
     return {"maps": brain_maps(folder) if folder.is_dir() else []}
 
 
@@ -207,7 +196,7 @@ def job_brain_map(job_id: str, request: Request, layer: int = Query(..., ge=0, l
                   stat: str = Query("r", max_length=32),
                   hemi: Optional[str] = Query(None, max_length=8, description="L or R (surface maps)"),
                   view: Literal["volume", "surface"] = "volume",
-                  background: Literal["mni", "none"] = "mni") -> HTMLResponse:
+                  background: Literal["mni", "none"] = "mni", user=Depends(caller)) -> HTMLResponse:
     """One map of the job as nilearn's interactive viewer (an HTML page to show in a sandboxed frame).
 
     ``subject`` defaults to the group map when there is one, else the first participant;
@@ -215,7 +204,7 @@ def job_brain_map(job_id: str, request: Request, layer: int = Query(..., ge=0, l
     ``background=none`` draws the map alone (data not in MNI space). Surface maps
     (GIFTI per hemisphere, CIFTI) are drawn on their mesh (``hemi`` picks one).
     """
-    _, folder = _job(request, job_id)
+    _, folder = _job(request, user, job_id)
     maps = brain_maps(folder) if folder.is_dir() else []
     if subject is None:
         subject = GROUP if _pick(maps, subject=GROUP, layer=layer, model=model, task=task, stat=stat, hemi=hemi) else None
