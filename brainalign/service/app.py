@@ -24,11 +24,11 @@ from ..errors import AccessDeniedError, BrainAlignError, ConfigError
 from . import catalog, files, metrics
 from .access import prepare_job_config
 from .auth import caller, visible_job
+from .jobjson import STATUSES, one_line
 from .limits import BodyLimit, BodyTooLarge
 from .settings import ServiceSettings
 
 log = logging.getLogger("brainalign.service")
-STATUSES = ("queued", "running", "succeeded", "partial", "failed", "cancelled")
 TSV = "text/tab-separated-values"
 
 
@@ -41,11 +41,6 @@ class JobRequest(BaseModel):
     force: bool = Field(False, description="run again even if this user already ran this configuration")
 
 
-def _one_line(text: Any, limit: int = 500) -> str:
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
 def _validation_detail(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
@@ -54,12 +49,12 @@ def _validation_detail(exc: RequestValidationError) -> str:
         if err.get("type") == "extra_forbidden":
             msg = "unknown field (the body takes config, name, force)"
         parts.append(f"{loc}: {msg}")
-    return _one_line("invalid request: " + "; ".join(parts))
+    return one_line("invalid request: " + "; ".join(parts))
 
 
 def _install_errors(app: FastAPI) -> None:
     def detail(status: int, text: Any, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse({"detail": _one_line(text)}, status_code=status, headers=headers)
+        return JSONResponse({"detail": one_line(text)}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc):
