@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Iterable
 
 import sqlalchemy as sa
 
@@ -136,8 +135,3 @@ class RunState:
         n = conn.execute(sa.select(sa.func.count()).select_from(db.job_participants).where(
             _P.job_id == job_id, _P.status.in_(("done", "skipped")))).scalar()
         conn.execute(db.jobs.update().where(_J.id == job_id).values(participants_done=int(n)))
-
-
-def statuses(rows: Iterable) -> Counter:
-    """How many participants are in each status."""
-    return Counter(r["status"] for r in rows)
