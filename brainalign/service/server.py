@@ -114,11 +114,9 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = ServiceSettings.from_args(args)
     _check(settings)
     sock = listen_socket(settings.host, settings.port)
-    from . import db
     from .store import JobStore
 
-    db.upgrade(settings.database_url)
-    store = JobStore(settings.database_url)
+    store = JobStore(settings.database_url)  # creates or upgrades the schema (alembic)
     client = cluster = runner = None
     try:
         client, cluster = start_dask(settings)
