@@ -23,6 +23,7 @@ import numpy as np
 from ..data import make_recording
 from ..errors import CorruptFileError, InputError, ShapeMismatchError
 from .fmri import frame_offset
+from .run_clean import clean_plan, clean_runs, drop_invalid
 from .surface_runs import FSAVERAGE_VERTICES, SurfaceRun, find_surface_runs, surface_tr
 
 HEMIS = ("L", "R")
@@ -161,8 +162,6 @@ def finish_recording(Y: np.ndarray, target: np.ndarray, coords: dict, found: Seq
     kind : str
         ``target_kind`` attr: ``"vertex"`` or ``"grayordinate"``.
     """
-    from .func import _clean_plan, _clean_runs, _drop_invalid  # the volumetric loader's steps, shared
-
     empty = _empty_targets(Y)
     if empty.all():
         raise InputError(f"sub-{sub} task-{task}: every target of {found[0].bold} is empty (all NaN or 0)")
@@ -170,11 +169,11 @@ def finish_recording(Y: np.ndarray, target: np.ndarray, coords: dict, found: Seq
     Y, target = Y[:, keep], target[keep]
     run_labels = np.concatenate([np.full(n, "1" if r.run is None else str(r.run), dtype=object)
                                  for r, n in zip(found, nvols)])
-    Y, target, kept, n_bad, load_warnings = _drop_invalid(Y, target, keep, run_labels, sub, task)
+    Y, target, kept, n_bad, load_warnings = drop_invalid(Y, target, keep, run_labels, sub, task)
     derivs = found[0].bold.parent if any(r.confounds is not None for r in found) else None
-    opts, conf = _clean_plan(clean, confounds, derivs)
+    opts, conf = clean_plan(clean, confounds, derivs)
     off = frame_offset(frame_time)
-    Y, times, labels = _clean_runs(Y, proxies, nvols, run_labels, t_r, off, opts, conf)
+    Y, times, labels = clean_runs(Y, proxies, nvols, run_labels, t_r, off, opts, conf)
     rec = make_recording(
         Y, times, labels, modality="fmri", target=target, tr=t_r,
         units="z" if opts is not None and opts.get("standardize") else "a.u.",
