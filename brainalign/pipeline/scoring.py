@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .. import rsa
-from ..encoding import BandedRidgeCV, cross_validated_scores, folds_to_splits
+from ..encoding import BandedRidgeCV, cross_validated_scores, folds_to_splits, pearson_r
 from . import geometry_scores, gt_band
 from .prepare import Prepared
 from .pvalues import encoding_pvalues
@@ -34,7 +34,7 @@ def fit_scores(X: np.ndarray, Y: np.ndarray, folds: Sequence[np.ndarray], inner_
     predictions (n, t) as a third value.
     """
     res = cross_validated_scores(X, Y, outer_cv=folds_to_splits(folds, X.shape[0]), inner_cv=inner_cv,
-                                 alphas=np.asarray(alphas))
+                                 alphas=np.asarray(alphas), return_predictions=predictions)
     out = (np.asarray(res.r_folds, dtype=np.float64), np.asarray(res.alpha_folds, dtype=np.float64))
     return out + (np.asarray(res.predictions, dtype=np.float64),) if predictions else out
 
@@ -50,16 +50,17 @@ def fit_scores_banded(B: np.ndarray, X: np.ndarray, Y: np.ndarray, folds: Sequen
     per-band penalties (2, n_targets), baseline first (for the permutation null).
     """
     r_f, a_f = [], []
-    pred = np.full(Y.shape, np.nan)
+    pred = np.full(Y.shape, np.nan) if predictions else None
     for train, test in folds_to_splits(folds, X.shape[0]):
         model = BandedRidgeCV(alphas=np.asarray(alphas), n_iter=BANDED_BASELINE_WEIGHTS, cv=inner_cv)
         model.fit([B[train], X[train]], Y[train])
-        r_f.append(np.asarray(model.score([B[test], X[test]], Y[test]), dtype=np.float64))
+        pk = model.predict([B[test], X[test]])  # once: the fold's r (as model.score) and the kept predictions
+        r_f.append(np.asarray(pearson_r(Y[test], pk), dtype=np.float64))
         a_f.append(np.asarray(model.space_alphas_[1], dtype=np.float64))
         if band_alphas is not None:
             band_alphas.append(np.asarray(model.space_alphas_, dtype=np.float64))
         if predictions:
-            pred[test] = np.asarray(model.predict([B[test], X[test]]), dtype=np.float64).reshape(len(test), -1)
+            pred[test] = np.asarray(pk, dtype=np.float64).reshape(len(test), -1)
     return (np.stack(r_f), np.stack(a_f)) + ((pred,) if predictions else ())
 
 
