@@ -8,9 +8,11 @@ find each figure by its caption.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
+import re
 from typing import Iterable
 
 CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
@@ -45,8 +47,27 @@ def figure(fig, caption: str, kind: str) -> str:
             f"src='data:image/png;base64,{png(fig)}'/><figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+#: The element ids nilearn's ``view_img`` draws afresh (uuid4 hex) at every render.
+_VIEWER_ID = re.compile(r"\b(div_viewer|3Dviewer|spriteImg|overlayImg|colorMap|opacity|demo)-([0-9a-f]{32})\b")
+
+
+def stable_viewer_ids(page_html: str) -> str:
+    """``page_html`` with nilearn's random viewer ids replaced by ids drawn from its own content.
+
+    Two renders of the same map then give the same bytes (reruns and resumed runs write
+    identical reports); distinct viewers still get distinct ids.
+    """
+    order = list(dict.fromkeys(m.group(2) for m in _VIEWER_ID.finditer(page_html)))
+    if not order:
+        return page_html
+    digest = hashlib.sha256(_VIEWER_ID.sub(r"\1-", page_html).encode()).hexdigest()
+    new = {old: hashlib.sha256(f"{digest}:{i}".encode()).hexdigest()[:32] for i, old in enumerate(order)}
+    return _VIEWER_ID.sub(lambda m: f"{m.group(1)}-{new[m.group(2)]}", page_html)
+
+
 def viewer(page_html: str, caption: str, kind: str = "viewer") -> str:
     """A captioned ``<figure>`` embedding a standalone viewer page (nilearn ``view_img`` ...) in an iframe."""
+    page_html = stable_viewer_ids(page_html)
     return (f"<figure data-kind='{html.escape(kind)}'><iframe title='{html.escape(caption)}' "
             f"srcdoc=\"{html.escape(page_html, quote=True)}\"></iframe>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
