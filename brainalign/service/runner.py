@@ -33,14 +33,20 @@ _WARM_LOCK = threading.Lock()  # one job at a time loads models and warms the ca
 
 
 def preload() -> None:
-    """Import the pipeline and the Hugging Face classes once, in one thread.
+    """Import the pipeline, the Hugging Face classes and the plotting stack once, in one thread.
 
     transformers resolves its names lazily, and two job threads doing that first
-    import at once fail (``cannot import name 'AutoConfig'``).
+    import at once fail (``cannot import name 'AutoConfig'``); so does a first import
+    of matplotlib's pyplot in a report thread while a dashboard request draws a
+    nilearn viewer (``partially initialized module 'matplotlib.pyplot'``).
     """
+    from nilearn import plotting  # noqa: F401
     from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: F401
 
     from ..pipeline import group, plan, report  # noqa: F401
+    from ..pipeline.report_html import plt
+
+    plt()  # pyplot on the Agg backend, imported here and not first in a job thread
 
 
 class JobRunner:

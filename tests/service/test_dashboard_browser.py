@@ -98,7 +98,9 @@ def test_log_in_submit_watch_and_see_the_plots(browser, srv, tmp_path):
     job_id = page.url.rsplit("/", 1)[1]
     page.wait_for_function("document.getElementById('job-title').textContent !== 'Job'")
     assert page.text_content("#job-title") == f"Job {NAME}"  # the markup shown as text
-    page.wait_for_selector("#job-status[data-status='succeeded']", timeout=JOB_TIMEOUT_MS)
+    ended = ", ".join(f"#job-status[data-status='{s}']" for s in ("succeeded", "partial", "failed", "cancelled"))
+    page.wait_for_selector(ended, timeout=JOB_TIMEOUT_MS)  # any end: a failed job fails the test now, with its page
+    assert page.get_attribute("#job-status", "data-status") == "succeeded", page.inner_text("body")[:2000]
 
     # the layer curves: a Plotly svg with one trace per participant and the mean over participants
     # (the page reloads the outputs once the job is finished: wait for that, not for the first draw)
