@@ -16,6 +16,7 @@ scaled by its projected features to the planted channels; written with mne-bids
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +25,12 @@ import pandas as pd
 
 from ..data import make_recording, make_stimulus
 from ..errors import InputError, check_safe_label
-from . import outputs
+from . import outputs, sim_noise
+from .sim_generator import FAMILIES, Generator, resolve_generator
+from .sim_noise import make_noise
+from .sim_response import impulse_bold, voxel_kernels
+
+__all__ = ["FAMILIES", "Generator", "simulate_bids", "story_words", "word_timing"]
 
 STORY = Path(__file__).resolve().parents[2] / "data" / "story.txt"
 WORD_RE = re.compile(r"[A-Za-z0-9'’-]+[.,!?;:\"]*")
@@ -57,11 +63,19 @@ def word_timing(words: Sequence[str], n_runs: int, run_seconds: float, seed: int
     return make_stimulus(pd.DataFrame(rows))
 
 
-def _projection(feats: np.ndarray, rank: int, n_targets: int, rng) -> np.ndarray:
-    """(n, p) features -> (n, n_targets) low-rank random mixtures, z-scored."""
-    f = (feats - feats.mean(0)) / (feats.std(0) + 1e-8)
-    W = rng.standard_normal((f.shape[1], rank)) / np.sqrt(f.shape[1])
+def _readout_weights(p: int, rank: int | None, n_targets: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Random readout factors ``W`` (p, r) and ``V`` (r, n_targets); full rank: ``W`` (p, n_targets), ``V`` = I."""
+    if rank is None:
+        return rng.standard_normal((p, n_targets)) / np.sqrt(p), np.eye(n_targets)
+    W = rng.standard_normal((p, rank)) / np.sqrt(p)
     V = rng.standard_normal((rank, n_targets))
+    return W, V
+
+
+def _projection(feats: np.ndarray, rank: int, n_targets: int, rng) -> np.ndarray:
+    """(n, p) features -> (n, n_targets) low-rank random mixtures of the z-scored features."""
+    f = (feats - feats.mean(0)) / (feats.std(0) + 1e-8)
+    W, V = _readout_weights(f.shape[1], rank, n_targets, rng)
     out = f @ W @ V
     return out
 
@@ -88,13 +102,14 @@ def simulate_bids(
     layers: Sequence[int] = (1, 5),
     targets_per_layer: int = 40,
     snr: float = 1.0,
-    rank: int = 4,
+    rank: int | None = None,
     task: str = "story",
     story: str | Path | None = None,
     n_words: int | None = None,
     seed: int = 0,
     encoder=None,
     cache_dir: str | None = None,
+    generator: Generator | str | None = None,
 ) -> dict:
     """Write a simulated BIDS dataset; returns the truth dictionary.
 
@@ -115,22 +130,31 @@ def simulate_bids(
     targets_per_layer : int
         Voxels / channels per planted layer.
     snr : float
-        Standard deviation of the planted signal over that of the noise.
-    rank : int
-        Rank of the random projection of the layer's features.
+        Signal s.d. over noise s.d., per planted target: the clean signal is
+        z-scored over time and the noise has unit s.d. (see :mod:`.sim_noise`).
+    rank : int, optional
+        Overrides the generator's readout rank.
     story : path, optional
         Text of the story (default: data/story.txt); ``n_words`` keeps its first words.
     encoder : HFEncoder, optional
-        Defaults to the packaged MiniLM, window context of 20 words, last token.
+        Defaults to the packaged MiniLM with the generator's window context and pooling.
+    generator : Generator or str, optional
+        The recipe (:class:`~.sim_generator.Generator`) or a name in
+        :data:`~.sim_generator.FAMILIES`; ``None`` = ``"classic"``. MEG / iEEG use
+        its features, rank, readout, encoder and noise (their response is a 0.4 s bump).
 
     Returns
     -------
     dict
-        The truth: planted targets per layer, noise targets, snr, seed, settings.
+        The truth: planted targets per layer, noise targets, snr, seed, settings,
+        the generator, the response and noise records (also in ``truth.json``).
     """
     if modality not in ("fmri", "meg", "ieeg"):
         raise InputError(f"modality {modality!r}: simulate writes 'fmri', 'meg' or 'ieeg'")
     check_safe_label(task, "task")
+    gen = resolve_generator(generator, rank)
+    if modality != "fmri" and gen.response != "spm":
+        raise InputError(f"generator response {gen.response!r} is for fmri; {modality} uses a 0.4 s bump (response 'spm')")
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     words = story_words(story)[: n_words or None]
@@ -142,7 +166,7 @@ def simulate_bids(
     if encoder is None:
         from ..encoders import HFEncoder
 
-        encoder = HFEncoder(context_words=20, cache_dir=cache_dir)
+        encoder = HFEncoder(context_words=gen.context_words, pooling=gen.pooling, cache_dir=cache_dir)
     acts = encoder.encode(stim)
     have = [int(x) for x in acts["layer"].values]
     bad = [l for l in layers if l not in have]
@@ -150,20 +174,57 @@ def simulate_bids(
         raise InputError(f"layers {bad} not in the model (it has {have})")
     order = rng.permutation(n_targets)
     planted = {int(l): np.sort(order[i * targets_per_layer:(i + 1) * targets_per_layer]).tolist() for i, l in enumerate(layers)}
-    noise = np.sort(order[len(layers) * targets_per_layer:]).tolist()
-    truth = {"modality": modality, "task": task, "layers": [int(l) for l in layers], "planted": {str(k): v for k, v in planted.items()},
-             "noise": noise, "snr": snr, "rank": rank, "seed": seed, "n_subjects": n_subjects, "n_runs": n_runs,
-             "target_kind": "index in mask (C order)" if modality == "fmri" else "channel index",
-             "model": str(acts.attrs.get("model", "")), "n_words": len(stim)}
+    truth = _truth_head(modality, task, layers, planted, np.sort(order[len(layers) * targets_per_layer:]).tolist(),
+                        snr, gen, seed, n_subjects, n_runs, acts, stim, encoder)
+    if modality == "fmri":
+        truth.update(tr=tr, n_volumes=n_volumes)
+    else:
+        truth.update(sfreq=sfreq, run_seconds=run_seconds)
     subjects = [f"{i + 1:02d}" for i in range(n_subjects)]
     _write_raw_description(out, modality, task, subjects)
+    deriv = out / "derivatives" / "simulation"
     for si, sub in enumerate(subjects):
         srng = np.random.default_rng(seed * 1000 + si + 1)
+        ctx = _SubjectContext(gen, seed, si, sub, deriv)
         if modality == "fmri":
-            _write_fmri_subject(out, sub, task, stim, acts, planted, n_targets, n_volumes, tr, grid, snr, rank, srng, seed)
+            rec = _write_fmri_subject(out, ctx, task, stim, acts, planted, n_targets, n_volumes, tr, grid, snr, srng)
         else:
-            _write_meeg_subject(out, sub, task, stim, acts, planted, n_targets, sfreq, run_seconds, snr, rank, srng, seed, modality)
-    deriv = out / "derivatives" / "simulation"
+            rec = _write_meeg_subject(out, ctx, task, stim, acts, planted, n_targets, sfreq, run_seconds, snr, srng, modality)
+        _merge_subject_record(truth, sub, rec)
+    _write_truth(out, deriv, truth, modality, grid)
+    return truth
+
+
+def _truth_head(modality, task, layers, planted, noise, snr, gen, seed, n_subjects, n_runs, acts, stim, encoder) -> dict:
+    """The settings part of the truth dictionary."""
+    enc = {k: getattr(encoder, k) for k in ("context", "context_words", "pooling") if hasattr(encoder, k)}
+    return {"modality": modality, "task": task, "layers": [int(l) for l in layers],
+            "planted": {str(k): v for k, v in planted.items()}, "noise": noise, "snr": snr, "rank": gen.rank,
+            "seed": seed, "n_subjects": n_subjects, "n_runs": n_runs,
+            "target_kind": "index in mask (C order)" if modality == "fmri" else "channel index",
+            "model": str(acts.attrs.get("model", "")), "n_words": len(stim), "generator": gen.to_dict(),
+            "encoder": enc, "noise_model": {**sim_noise.settings(gen.noise, gen.ar_phi), "realised": {}},
+            "response": {"model": gen.response if modality == "fmri" else "bump 0.4 s",
+                         "impulses": gen.impulses, "per_subject": {}},
+            "readout": {"shared": not gen.per_subject_readout, "files": {},
+                        "applies_to": _readout_input(gen, modality)}}
+
+
+def _readout_input(gen: Generator, modality: str) -> str:
+    f = "z-scored (over words) " if gen.features == "zscore" else "raw "
+    if modality == "fmri" and not gen.impulses:
+        return f.replace("over words", "per run") + "HRF-convolved feature columns (fmri_design, method='hrf'): design @ B"
+    return f + "word features: amplitudes = features @ B, one column per planted target"
+
+
+def _merge_subject_record(truth: dict, sub: str, rec: dict) -> None:
+    truth["response"]["per_subject"][sub] = rec["response"]
+    if rec["noise"]:
+        truth["noise_model"]["realised"][sub] = rec["noise"]
+    truth["readout"]["files"].update(rec["readout"])
+
+
+def _write_truth(out: Path, deriv: Path, truth: dict, modality: str, grid) -> None:
     outputs.write_json(deriv / "dataset_description.json", {
         "Name": "brainalign simulation truth", "BIDSVersion": outputs.BIDS_VERSION, "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "brainalign simulate"}]})
@@ -174,7 +235,6 @@ def simulate_bids(
         outputs.write_nifti(deriv / "desc-brain_mask.nii.gz", nib.Nifti1Image(mask, _affine()))
         truth["mask"] = "derivatives/simulation/desc-brain_mask.nii.gz"
     outputs.write_json(deriv / "truth.json", truth)
-    return truth
 
 
 def _affine():
@@ -202,26 +262,83 @@ def _events(stim_run: pd.DataFrame) -> pd.DataFrame:
                          "trial_type": "word", "word": stim_run["word"].to_numpy()})
 
 
-def _write_fmri_subject(out, sub, task, stim, acts, planted, n_targets, n_vol, tr, grid, snr, rank, rng, seed):
-    import nibabel as nib
+@dataclass(frozen=True)
+class _SubjectContext:
+    """One participant's generator, seeds and where its readouts go."""
 
+    gen: Generator
+    seed: int
+    index: int
+    sub: str
+    deriv: Path
+
+    def readout_rng(self, layer: int) -> np.random.Generator:
+        if self.gen.per_subject_readout:
+            return np.random.default_rng([self.seed, 7919, layer, self.index + 1])
+        return np.random.default_rng(self.seed * 7919 + layer)  # one code shared by every participant
+
+    def amplitudes(self, feats: np.ndarray, layer: int, k: int) -> np.ndarray:
+        """(n, p) inputs -> (n, k) readout (z-scored or raw inputs, as the generator says)."""
+        if self.gen.features == "zscore":
+            return _projection(feats, self.gen.rank, k, self.readout_rng(layer))
+        W, V = _readout_weights(feats.shape[1], self.gen.rank, k, self.readout_rng(layer))
+        return feats @ W @ V
+
+    def save_readout(self, layer: int, p: int, k: int) -> dict:
+        """Write the readout matrix ``B = W @ V`` (p, k) as .npy; returns {key: path in the dataset}."""
+        shared = not self.gen.per_subject_readout
+        if shared and self.index > 0:
+            return {}
+        key = f"layer-{layer}" if shared else f"sub-{self.sub}_layer-{layer}"
+        W, V = _readout_weights(p, self.gen.rank, k, self.readout_rng(layer))
+        with outputs.atomic_path(self.deriv / "readout" / f"{key}.npy", suffix=".npy") as tmp:
+            np.save(tmp, W @ V)
+        return {key: f"derivatives/simulation/readout/{key}.npy"}
+
+    def response_rng(self, layer: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.index + 1, layer, 2])
+
+
+def _fmri_signal(ctx: _SubjectContext, stim, acts, planted, n_targets, n_vol, tr) -> tuple[np.ndarray, dict, dict]:
+    """Clean signal (n_runs * n_vol, n_targets), z-scored per planted voxel; response and readout records."""
     from ..align import fmri_design
 
+    gen = ctx.gen
     runs = sorted(stim["run"].unique())
     times = np.concatenate([np.arange(n_vol) * tr for _ in runs])
     run_lab = np.repeat(runs, n_vol)
     template = make_recording(np.zeros((times.size, 1)), times, run_lab, modality="fmri", tr=tr)
     signal = np.zeros((times.size, n_targets))
+    response, readout = {}, {}
     for layer, idx in planted.items():
-        # the same projection for every participant (a shared code), fresh noise each
-        prng = np.random.default_rng(seed * 7919 + layer)
         feats = np.asarray(acts.sel(layer=layer).values, dtype=np.float64)
-        X = np.asarray(fmri_design(feats, stim, template, method="hrf", delays=(0,)), dtype=np.float64)
-        signal[:, idx] = _z(_projection(X, rank, len(idx), prng))
-    noise = rng.standard_normal(signal.shape)
+        readout.update(ctx.save_readout(layer, feats.shape[1], len(idx)))
+        if not gen.impulses:
+            X = np.asarray(fmri_design(feats, stim, template, method="hrf", delays=(0,), hrf_model=gen.response,
+                                       zscore=gen.features == "zscore"), dtype=np.float64)
+            signal[:, idx] = _z(ctx.amplitudes(X, layer, len(idx)))
+            response[str(layer)] = {"model": gen.response, "path": "fmri_design(method='hrf', oversampling=50)"}
+            continue
+        amps = ctx.amplitudes(feats, layer, len(idx))
+        kernels, rec = voxel_kernels(gen.response, len(idx), tr, ctx.response_rng(layer))
+        run_of = stim["run"].to_numpy()
+        onsets = stim["onset"].to_numpy(dtype=float)
+        cols = [impulse_bold(amps[run_of == r], onsets[run_of == r], n_vol, tr, kernels) for r in runs]
+        signal[:, idx] = _z(np.concatenate(cols, axis=0))
+        response[str(layer)] = {**rec, "path": "onset impulses on the fine grid, convolved, sampled at k * tr"}
+    return signal, response, readout
+
+
+def _write_fmri_subject(out, ctx: _SubjectContext, task, stim, acts, planted, n_targets, n_vol, tr, grid, snr, rng) -> dict:
+    import nibabel as nib
+
+    runs = sorted(stim["run"].unique())
+    signal, response, readout = _fmri_signal(ctx, stim, acts, planted, n_targets, n_vol, tr)
+    noise, realised = make_noise(ctx.gen.noise, n_vol, len(runs), n_targets, tr, ctx.gen.ar_phi, rng)
     data = snr * signal + noise
+    run_lab = np.repeat(runs, n_vol)
     mask = _ellipsoid(grid)
-    func = out / f"sub-{sub}" / "func"
+    func = out / f"sub-{ctx.sub}" / "func"
     for r in runs:
         sel = run_lab == r
         vol = np.zeros(grid + (int(sel.sum()),), dtype=np.float32)
@@ -233,49 +350,51 @@ def _write_fmri_subject(out, sub, task, stim, acts, planted, n_targets, n_vol, t
         img.header.set_xyzt_units("mm", "sec")
         img.header["pixdim"][4] = tr
         img.set_data_dtype(np.int16)  # scaled integers: half the bytes of float32
-        stem = f"sub-{sub}_task-{task}_run-{r}"
+        stem = f"sub-{ctx.sub}_task-{task}_run-{r}"
         outputs.write_nifti(func / f"{stem}_bold.nii.gz", img)
         outputs.write_json(func / f"{stem}_bold.json", {"RepetitionTime": tr, "TaskName": task})
         outputs.write_tsv(func / f"{stem}_events.tsv", _events(stim[stim["run"] == r]))
+    return {"response": response, "noise": realised, "readout": readout}
 
 
-def _write_meeg_subject(out, sub, task, stim, acts, planted, n_ch, sfreq, run_seconds, snr, rank, rng, seed, modality):
+def _write_meeg_subject(out, ctx: _SubjectContext, task, stim, acts, planted, n_ch, sfreq, run_seconds, snr, rng,
+                        modality) -> dict:
     import mne
     from mne_bids import BIDSPath, write_raw_bids
+    from scipy.signal import fftconvolve
 
     ch_type = "mag" if modality == "meg" else "seeg"
     names = [f"{'MEG' if modality == 'meg' else 'SEEG'}{i:03d}" for i in range(n_ch)]
     n = int(round(run_seconds * sfreq))
     lags = np.arange(0, int(0.8 * sfreq)) / sfreq
     kernel = np.exp(-0.5 * ((lags - 0.4) / 0.08) ** 2)
+    readout, realised = {}, {}
     for r in sorted(stim["run"].unique()):
         srun = stim[stim["run"] == r]
         rows = srun.index.to_numpy()
         signal = np.zeros((n, n_ch))
         for layer, idx in planted.items():
-            prng = np.random.default_rng(seed * 7919 + layer)
             feats = np.asarray(acts.sel(layer=layer).values, dtype=np.float64)
-            amp = _z(_projection(feats, rank, len(idx), prng))[rows]  # (n_words_run, k)
+            readout.update(ctx.save_readout(layer, feats.shape[1], len(idx)))
+            amp = _z(ctx.amplitudes(feats, layer, len(idx)))[rows]  # (n_words_run, k)
             imp = np.zeros((n, len(idx)))
             samp = np.clip(np.rint(srun["onset"].to_numpy() * sfreq).astype(int), 0, n - 1)
             np.add.at(imp, samp, amp)
-            from scipy.signal import fftconvolve
-
             conv = fftconvolve(imp, kernel[:, None], axes=0)[:n]
             signal[:, idx] = _z(conv)
-        data = (snr * signal + rng.standard_normal(signal.shape)) * (1e-12 if modality == "meg" else 1e-5)
+        noise, info = make_noise(ctx.gen.noise, n, 1, n_ch, 1.0 / sfreq, ctx.gen.ar_phi, rng)
+        if info:
+            realised[str(r)] = info["1"]
+        data = (snr * signal + noise) * (1e-12 if modality == "meg" else 1e-5)
         info = mne.create_info(names, sfreq, ch_types=ch_type)
         raw = mne.io.RawArray(data.T, info, verbose="error")
         raw.set_meas_date(None) if modality == "meg" else None
         onsets = srun["onset"].to_numpy()
         events = np.column_stack([np.rint(onsets * sfreq).astype(int), np.zeros(len(onsets), int), np.ones(len(onsets), int)])
         meta = pd.DataFrame({"word": srun["word"].to_numpy()})
-        bp = BIDSPath(subject=sub, task=task, run=int(r), datatype=modality, root=out)
-        fmt = "FIF" if modality == "meg" else "BrainVision"
-        if modality == "meg":
-            raw.info["line_freq"] = 50
-        else:
-            raw.info["line_freq"] = 50
+        bp = BIDSPath(subject=ctx.sub, task=task, run=int(r), datatype=modality, root=out)
+        raw.info["line_freq"] = 50
         write_raw_bids(raw, bp, events=events, event_id={"word": 1}, event_metadata=meta,
-                       extra_columns_descriptions={"word": "the word heard"}, format=fmt, allow_preload=True,
-                       overwrite=True, verbose="error")
+                       extra_columns_descriptions={"word": "the word heard"}, format="FIF" if modality == "meg" else "BrainVision",
+                       allow_preload=True, overwrite=True, verbose="error")
+    return {"response": {}, "noise": realised, "readout": readout}
