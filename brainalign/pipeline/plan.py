@@ -69,7 +69,7 @@ class TaskOutput(NamedTuple):
     """What one task hands back: its raw scores and, when a ceiling needs it, the neural data."""
 
     result: Any
-    neural: np.ndarray | None
+    neural: ceiling.CeilingData | None
 
 
 # --------------------------------------------------------------------------- task
@@ -99,15 +99,15 @@ def run_task(task: dict) -> TaskOutput:
     ds.attrs["warnings"] = json.dumps(list(dict.fromkeys(warns)))
     ds.attrs.update(model_attrs(acts))  # the model's identity, for resume-by-content
     copy_geometry(ds, rec)
-    neural = np.asarray(rec.values, dtype=np.float64) if task.get("neural") else None
+    neural = ceiling.ceiling_data(rec, loaded.stimulus) if task.get("neural") else None
     return TaskOutput(ds, neural)
 
 
-def _load_clean(specs: StudySpecs, task: str) -> Callable[[str], np.ndarray]:
-    """A loader of one participant's preprocessed (samples, targets) data, for the ceiling."""
-    def load(subject: str) -> np.ndarray:
+def _load_clean(specs: StudySpecs, task: str) -> Callable[[str], ceiling.CeilingData]:
+    """A loader of one participant's preprocessed data and stimulus, for the ceiling."""
+    def load(subject: str) -> ceiling.CeilingData:
         loaded = load_participant(specs.load, subject, task)
-        return preprocess(loaded.recording, specs.preprocess, loaded.confounds).values
+        return ceiling.ceiling_data(preprocess(loaded.recording, specs.preprocess, loaded.confounds), loaded.stimulus)
     return load
 
 
@@ -177,8 +177,8 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
                 summary.skipped.append((s, m.label))
             else:
                 pending.append((s, mi))
-    everyone = list_participants(src) if specs.stats.ceiling == "loo_isc" and pending else None
-    if everyone is not None:
+    everyone = list_participants(src) if specs.stats.ceiling != "none" and pending else None
+    if everyone is not None and specs.stats.ceiling == "loo_isc":
         ceiling.check_participants(len(everyone))
     layer_lists = {mi: _warm_cache(specs, mi, [s for s, m in pending if m == mi], task, summary)
                    for mi in sorted({mi for _, mi in pending})}
@@ -198,8 +198,9 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
                  progress, write=None if everyone is not None else write, emit=emit, labels=[m.label for m in specs.models])
     if everyone is not None:
         neural = {s: y for (s, _), (_, y) in ready.items() if y is not None}
-        neural.update(ceiling.load_others(everyone, neural, _load_clean(specs, task)))
-        ceilings = ceiling.loo_isc(neural, everyone)
+        if ceiling.needs_everyone(specs.stats.ceiling, len(everyone)):
+            neural.update(ceiling.load_others(everyone, neural, _load_clean(specs, task)))
+        ceilings = ceiling.study_ceilings(specs.stats.ceiling, neural, everyone, {s for s, _ in ready})
         for (s, mi), (chunks, _) in ready.items():
             write(s, mi, chunks, ceilings.get(s))
     outputs.write_failures(out, summary.failed)
@@ -268,7 +269,8 @@ def _write_one(cfg, specs: StudySpecs, chunks, s, task, mi, ceiling_r, h, out, s
     m = specs.models[mi]
     try:
         ds = merge_chunks(chunks)
-        ds = finalize(ds, ceiling=ceiling_r, fdr=specs.stats.fdr, q=specs.stats.q)
+        ds = finalize(ds, ceiling=None if ceiling_r is None else ceiling_r.values, fdr=specs.stats.fdr, q=specs.stats.q)
+        ceiling.record(ds, ceiling_r)  # the kind used, what it estimates, or why there is none
         ds = annotate(ds, None, subject=s, task=task, model=m.label, settings=cfg.settings(), config_hash=h)
         ds.attrs["rsa_metric"] = specs.score.rsa.compare
         outputs.write_participant(ds, out, config_hash=h, maps=specs.outputs.maps,

@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import MissingDataError
-from . import outputs, report_figures, report_geometry, report_group, report_maps
+from . import ceiling, outputs, report_figures, report_geometry, report_group, report_maps
 from .report_html import figure, heading, items, page, para, plt, settings_block, table, viewer, warnings_block
 from .summaries import best_layer, fdr_q, settings_of, warnings_of
 
@@ -141,7 +141,7 @@ def _encoding_section(ds: xr.Dataset, q: float) -> list[str]:
         pair = fn(ds, q)
         body += [] if pair is None else [figure(pair[0], f"{title}. {pair[1]}", "panel")]
     if "r_norm" not in ds:
-        body.append(para("No noise ceiling in this result (statistics.ceiling: loo_isc needs 3 or more participants)."))
+        body.append(para(ceiling.describe(ds.attrs)))  # the reason recorded by the ceiling step
     bl = best_layer(ds)
     maps = report_maps.r_map(ds, bl, q)
     if maps:

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from . import outputs
+from . import ceiling, outputs
 from .report_html import plt
 from .summaries import best_layer, settings_of
 
@@ -167,7 +167,8 @@ def ceiling_curve(ds: xr.Dataset):
     kind = f"noise ceiling ({names.get(named, named)})" if named else "noise ceiling"
     c = ds["ceiling"].values
     caption = (f"Ceiling-normalised layer profile: r / {kind} per target (targets with a positive ceiling, "
-               f"n={int(np.sum(c > 0))}; median ceiling {np.nanmedian(c):.3f}), mean and 95% CI over targets.")
+               f"n={int(np.sum(c > 0))}; median ceiling {np.nanmedian(c):.3f}), mean and 95% CI over targets. "
+               + ceiling.describe(ds.attrs))
     return fig, caption
 
 

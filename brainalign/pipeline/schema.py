@@ -384,7 +384,11 @@ class ScoringConfig(_Strict):
 class StatisticsConfig(_Strict):
     fdr: bool = True
     q: float = Field(0.05, gt=0, lt=1, description="FDR level: p_fdr < q is significant (results attr fdr_q)")
-    ceiling: Literal["none", "loo_isc"] = "none"
+    ceiling: Literal["auto", "none", "loo_isc", "split_half"] = Field(
+        "auto", description="noise ceiling (r_norm = r / ceiling): 'loo_isc' leave-one-out inter-subject correlation "
+        "(3+ participants, same stimulus and targets); 'split_half' each participant's runs repeating the same stimulus "
+        "(same words at the same onsets), Spearman-Brown corrected to one run; 'auto' loo_isc when it applies, else "
+        "split_half where the runs repeat, else none; the kind used is recorded (brainalign.pipeline.ceiling)")
     group_test: Literal["none", "ttest", "wilcoxon"] = "wilcoxon"
     ci: float = Field(0.95, gt=0, lt=1)
     n_bootstrap: int = Field(1000, ge=0)
