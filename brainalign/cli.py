@@ -95,6 +95,56 @@ def bids_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _open_unit(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not -1.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in (-1, 1)")
+    return v
+
+
+def _simulate_generator_opts(s: argparse.ArgumentParser) -> None:
+    from .pipeline.sim_generator import FAMILIES, NOISES, RESPONSES
+
+    g = s.add_argument_group("generator (every choice is written into derivatives/simulation/truth.json)")
+    g.add_argument("--generator", choices=list(FAMILIES), default="classic", metavar="NAME",
+                   help=f"generator family: {', '.join(FAMILIES)} (default classic)")
+    g.add_argument("--response", choices=list(RESPONSES), default=None,
+                   help="override the response model (random and fir use word-onset impulses)")
+    g.add_argument("--noise", nargs="+", choices=list(NOISES), default=None, metavar="KIND",
+                   help=f"override the noise components: any of {', '.join(NOISES)}")
+    g.add_argument("--ar-phi", type=_open_unit, default=None, metavar="PHI", help="override the AR(1) coefficient, in (-1, 1)")
+    g.add_argument("--features", choices=["zscore", "raw"], default=None, help="override the feature transform")
+    g.add_argument("--rank", type=_positive_int, default=None, metavar="R", help="override the readout rank")
+    g.add_argument("--generator-context", type=_positive_int, default=None, metavar="N",
+                   help="override the generator's encoder window (words)")
+    g.add_argument("--generator-pooling", choices=["last", "mean"], default=None, help="override its pooling")
+
+
+def _simulate_generator(args):
+    """The Generator named by --generator with the override flags applied (name gets '+custom' when changed)."""
+    from dataclasses import replace
+
+    from .pipeline.sim_generator import FAMILIES
+
+    gen = FAMILIES[args.generator]
+    over = {"response": args.response, "noise": tuple(args.noise) if args.noise else None, "ar_phi": args.ar_phi,
+            "features": args.features, "rank": args.rank, "context_words": args.generator_context,
+            "pooling": args.generator_pooling}
+    over = {k: v for k, v in over.items() if v is not None and v != getattr(gen, k)}
+    if over.get("response") in ("random", "fir"):
+        over["impulses"] = True
+    return replace(gen, name=f"{gen.name}+custom", **over) if over else gen
+
+
 def sub_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="brainalign", epilog=EPILOG)
     sp = p.add_subparsers(dest="command", required=True)
@@ -127,6 +177,7 @@ def sub_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", default="story")
     s.add_argument("--story", default=None, help="text file of the story (default: data/story.txt)")
     s.add_argument("--seed", type=int, default=0)
+    _simulate_generator_opts(s)
     _common(s)
     c = sp.add_parser("cache", help="inspect or clear the activation cache")
     c.add_argument("action", choices=["ls", "list", "du", "clear"], help="ls (or list), du, clear")
@@ -283,9 +334,10 @@ def _dispatch(args) -> int:
                               n_volumes=args.volumes, tr=args.tr, grid=tuple(args.grid), sfreq=args.sfreq,
                               run_seconds=args.seconds, n_channels=args.channels, layers=args.layers,
                               targets_per_layer=n_targets, snr=args.snr, task=args.task, story=args.story,
-                              n_words=args.n_words, seed=args.seed)
+                              n_words=args.n_words, seed=args.seed, generator=_simulate_generator(args))
         root = Path(args.out_dir).resolve()
-        print(f"simulated {args.modality} BIDS dataset: {root} ({truth['n_subjects']} participants, task {truth['task']})")
+        print(f"simulated {args.modality} BIDS dataset: {root} ({truth['n_subjects']} participants, task {truth['task']}, "
+              f"generator {truth['generator']['name']})")
         print(f"truth: {root / 'derivatives/simulation/truth.json'}")
         if "mask" in truth:
             print(f"mask: {root / truth['mask']}")
