@@ -9,8 +9,10 @@ target). Participants are joined on each target's identity (voxel flat index in 
 volume grid, surface vertex ``<hemi>_<vertex>`` or CIFTI grayordinate, channel, ROI or
 region name) and every row says how many participants have that target
 (``n_subjects``). Results go to ``group/`` as long tables and mean-r maps (NIfTI, or
-GIFTI/CIFTI on surfaces: :mod:`.surface_maps`); ``group.html`` is rendered from them
-by :mod:`.report`.
+GIFTI/CIFTI on surfaces: :mod:`.surface_maps`), with the group's layer profile
+(participants bootstrapped) and the volumetric permutation group test
+(:mod:`.group_inference`); ``group.html`` is rendered from these files by
+:mod:`.report`, which computes nothing.
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from scipy import stats
 
 from ..encoding import fdr_bh
 from ..errors import InputError, MissingDataError
-from . import outputs, surface_maps
+from . import group_inference, outputs, surface_maps
 from .geometry_scores import geometry_rows, geometry_var
 from .gt_band import band_table
+from .summaries import fdr_q
 
 GROUP_COLUMNS = ("task", "model", "layer", "target", "method", "metric", "value", "n_subjects")
 
@@ -232,6 +235,10 @@ def run_group(out_dir, cfg=None) -> GroupResult:
         surface = surface_maps.group_mean(dsets) if (cfg is None or cfg.outputs.maps) else None
         outputs.write_group(table, out, task, model, maps=maps, surface=surface,
                             settings=dict(settings, statistics=stats, participants=[d.attrs["subject"] for d in dsets]))
+        # the group's layer profile (participants bootstrapped) and the volumetric permutation test, for the report
+        group_inference.write_inference(out, dsets, table, task, model, opts,
+                                        q=cfg.statistics.q if cfg is not None else fdr_q(settings),
+                                        test=cfg is None or cfg.outputs.maps)
         res.tables[(task, model)] = table
     if cfg is not None:  # scoring.methods geometry with two or more models: model x model matrices
         from .convergence import write_convergence

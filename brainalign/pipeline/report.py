@@ -267,7 +267,7 @@ def _group_targets(enc: pd.DataFrame, out: Path, task: str, model: str, dsets, q
                                   figure=fig, colorbar=True, plot_abs=False, title=f"group mean r, layer {layer}",
                                   vmax=vmax if vmax > 0 else 1.0)
         body = [figure(fig, f"Group mean r at layer {layer}, unthresholded (colour scale ±{vmax:.3f}).", "group-map")]
-        body += _fig(report_group.group_test_map(dsets, layer, seed), "group-test")
+        body += report_group.group_test_section(out, task, model, layer)  # written by the group step
         body += _fig(report_group.group_preference_map(dsets, enc, q), "group-preference-map")
         return body
     from . import surface_maps
@@ -317,7 +317,7 @@ def group_report_html(out_dir) -> str:
                          f"Benjamini-Hochberg FDR at q = {q:g} over layer x target."))
         enc = tab[(tab.method == "encoding") & (tab.model == model)]
         if len(enc):
-            body += report_group.group_curve(dsets, enc, q, seed)
+            body += report_group.group_curve(out, task, model, enc)  # written by the group step
             body += _group_targets(enc, out, task, model, dsets, q, seed)
         body += report_geometry.group_figures(tab, model)  # scoring.methods geometry
         warns = list(dict.fromkeys(w for d in dsets for w in (f"sub-{d.attrs['subject']}: {x}" for x in warnings_of(d))))

@@ -1,11 +1,12 @@
 """The group sections of ``group.html``: the group's layer choice, group maps with a group test.
 
-Read from disk only: the group tables written by :mod:`.group` and the
-participants' results. The group's layer choice resamples participants
-(:func:`.uncertainty.participant_bootstrap`); volumetric group maps get nilearn's
-``non_parametric_inference`` (a one-sample sign-flip permutation test of the
-participants' Fisher-z r maps against 0, max-statistic FWE correction); the
-threshold of every map is written under it.
+Read from disk only, never computed here: the group tables written by :mod:`.group`,
+the group's layer profile (participants bootstrapped) and the permutation group
+test map written by :mod:`.group_inference` in the group step, and the
+participants' results (for the preference map's voxel positions). An output folder
+written before the group step wrote those files says so ("not computed; re-run
+the group step") instead of recomputing them. The threshold of every map is
+written under it.
 """
 from __future__ import annotations
 
@@ -13,17 +14,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import outputs
-from .group import stack_subjects
+from . import group_inference, outputs
 from .report_figures import _mark_answer, _set_text
 from .report_html import figure, para, plt
 from .report_maps import preference_figure
-from .uncertainty import LEVEL, participant_bootstrap
+from .uncertainty import LEVEL
 
-#: Sign-flip permutations of the group test (all 2**n flips when there are fewer).
-GROUP_PERMUTATIONS = 1000
-#: Family-wise error level of the thresholded group test map.
-GROUP_ALPHA = 0.05
+#: What the report says where the group step's inference files are missing.
+NOT_COMPUTED = "not computed for this output folder; re-run the group step (brainalign ... group) to compute it"
 
 
 def _profile_from_table(enc: pd.DataFrame, metric: str) -> pd.Series:
@@ -31,95 +29,97 @@ def _profile_from_table(enc: pd.DataFrame, metric: str) -> pd.Series:
     return sub.groupby(sub["layer"].astype(int))["value"].mean()
 
 
-def participant_curves(dsets: list[xr.Dataset], targets=None) -> tuple[np.ndarray, np.ndarray]:
-    """(layers, x (n_participants, n_layers)): each participant's mean r over (the given) targets."""
-    st = stack_subjects(dsets, "r")
-    if targets is not None:
-        st = st.isel(target=np.flatnonzero(np.isin(st["target"].values.astype(str), list(targets))))
-    return st["layer"].values, st.mean("target", skipna=True).transpose("subject", "layer").values
+def _table_curve(enc: pd.DataFrame) -> list[str]:
+    """The group table's mean r per layer, without interval (no written layer profile)."""
+    prof = _profile_from_table(enc, "mean_r")
+    fig, ax = plt().subplots(figsize=(6, 3.4))
+    ax.plot(prof.index, prof.values, marker="o")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean r over targets")
+    return [figure(fig, "Group layer profile: mean r over targets and participants from the group table (no "
+                        f"interval: the participant bootstrap was {NOT_COMPUTED}).", "group-profile")]
 
 
-def group_curve(dsets: list[xr.Dataset], enc: pd.DataFrame, q: float, seed: int) -> list[str]:
-    """Group layer profile (participants bootstrapped), best layer starred, credible set shaded, and the answer."""
-    if not dsets:
-        prof = _profile_from_table(enc, "mean_r")
-        fig, ax = plt().subplots(figsize=(6, 3.4))
-        ax.plot(prof.index, prof.values, marker="o")
-        return [figure(fig, "Group layer profile: mean r over targets and participants (participant results not "
-                            "found, no interval).", "group-profile")]
-    pf = enc[enc.metric == "p_fdr"]
-    sig = sorted(set(pf[pf["value"] < q]["target"]))
+def _draw(ax, rows: pd.DataFrame, color: str, label: str) -> str:
+    """One written curve with its interval, best layer starred and credible set shaded; its answer text."""
+    layers, mean = rows["layer"].to_numpy(dtype=float), rows["mean"].to_numpy(dtype=float)
+    ax.plot(layers, mean, marker="o", color=color, label=label)
+    ax.fill_between(layers, rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float),
+                    color=color, alpha=0.2)
+    if not np.isfinite(mean).any():
+        return ""
+    cred = rows["in_credible_set"].to_numpy(dtype=bool)
+    _mark_answer(ax, layers, mean, cred, color)
+    i = int(np.nanargmax(mean))
+    return (f"{label}: best layer {int(layers[i])} (p_best {rows['p_best'].iloc[i]:.2f}), "
+            f"{int(100 * LEVEL)}% credible set {_set_text(layers.astype(int), cred)}")
+
+
+def group_curve(out_dir, task: str, model: str, enc: pd.DataFrame) -> list[str]:
+    """Group layer profile as written by the group step, the answer, and the ceiling-normalised profile."""
+    found = group_inference.read_profile(out_dir, task, model)
+    if found is None:
+        return _table_curve(enc) if len(enc) else []
+    prof, side = found
+    n, q, ci = int(side.get("NParticipants", 0)), float(side.get("Q", 0.05)), float(side.get("CI", 0.95))
     fig, ax = plt().subplots(figsize=(6, 3.6))
-    body, parts = [], []
-    sets = [("all targets", None)] + ([(f"targets with group p_fdr < {q:g} at some layer (n={len(sig)})", sig)]
-                                      if sig else [])
-    for k, (name, targets) in enumerate(sets):
-        layers, x = participant_curves(dsets, targets)
-        b = participant_bootstrap(x, seed=seed)
-        color = f"C{k}"
-        ax.plot(layers, b["mean"], marker="o", color=color, label=name)
-        ax.fill_between(layers, b["ci_low"], b["ci_high"], color=color, alpha=0.2)
-        if np.isfinite(b["mean"]).any():
-            _mark_answer(ax, layers.astype(float), b["mean"], b["in_credible_set"], color)
-            i = int(np.nanargmax(b["mean"]))
-            parts.append(f"{name}: best layer {int(layers[i])} (p_best {b['p_best'][i]:.2f}), "
-                         f"{int(100 * LEVEL)}% credible set {_set_text(layers, b['in_credible_set'])}")
+    parts = []
+    for k, (name, rows) in enumerate(prof[prof["var"] == "r"].groupby("targets", sort=False)):
+        label = "all targets" if name == "all" else (f"targets with group p_fdr < {q:g} at some layer "
+                                                     f"(n={int(rows['n_targets'].iloc[0])})")
+        part = _draw(ax, rows.sort_values("layer"), f"C{k}", label)
+        parts += [part] if part else []
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("layer")
-    ax.set_xticks(np.asarray(layers, dtype=float))
+    ax.set_xticks(np.unique(prof["layer"].to_numpy(dtype=float)))
     ax.set_ylabel("mean r over targets")
     ax.legend(fontsize=7)
-    body.append(figure(fig, (f"Group layer profile over {len(dsets)} participants: mean r, 95% bootstrap interval "
-                             "(participants resampled); star: best layer, shaded: the layers not distinguishable "
-                             "from the best (credible set). " + "; ".join(parts) + "."
-                             + (" With fewer than 5 participants the bootstrap over participants is coarse."
-                                if len(dsets) < 5 else "")), "group-profile"))
-    body.append(para("Group answer: " + "; ".join(parts) + ".", "answer"))
+    body = [figure(fig, (f"Group layer profile over {n} participants: mean r, {int(round(100 * ci))}% bootstrap "
+                         f"interval (participants resampled, {side.get('NBootstrap')} draws, seed "
+                         f"{side.get('Seed')}); star: best layer, shaded: the layers not distinguishable from the best "
+                         "(credible set). " + "; ".join(parts) + "."
+                         + (" With fewer than 5 participants the bootstrap over participants is coarse."
+                            if n < 5 else "")), "group-profile"),
+            para("Group answer: " + "; ".join(parts) + ".", "answer")]
+    body += _ceiling_curve(prof[prof["var"] == "r_norm"], n, ci)
     return body
 
 
-def _images(dsets: list[xr.Dataset], layer: int):
-    """Each participant's Fisher-z r map at ``layer`` and the mask of voxels every participant has."""
-    import nibabel as nib
+def _ceiling_curve(rows: pd.DataFrame, n: int, ci: float) -> list[str]:
+    """The group's ceiling-normalised profile (written r / ceiling curve), when every participant has a ceiling."""
+    if not len(rows):
+        return [para("No group ceiling-normalised profile: not every participant has a noise ceiling "
+                     "(statistics.ceiling; see the participants' reports for the reason).")]
+    fig, ax = plt().subplots(figsize=(6, 3.2))
+    rows = rows.sort_values("layer")
+    _draw(ax, rows, "C2", "r / ceiling, all targets")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("layer")
+    ax.set_xticks(rows["layer"].to_numpy(dtype=float))
+    ax.set_ylabel("mean r / ceiling")
+    return [figure(fig, (f"Group ceiling-normalised layer profile over {n} participants: each participant's mean "
+                         "r / noise ceiling over its targets with a positive ceiling, averaged over participants, "
+                         f"{int(round(100 * ci))}% bootstrap interval (participants resampled)."), "group-ceiling")]
 
-    geo = outputs.result_geometry(dsets[0])
-    vols = []
-    for d in dsets:
-        img = outputs.to_volume(np.arctanh(np.clip(d["r"].sel(layer=layer).values, -0.999999, 0.999999)),
-                                outputs.flat_index(d), geo[1], geo[0])
-        vols.append(np.asarray(img.dataobj))
-    stack = np.stack(vols)
-    mask = np.isfinite(stack).all(0)
-    imgs = [nib.Nifti1Image(np.nan_to_num(v).astype(np.float32), geo[0]) for v in vols]
-    return imgs, nib.Nifti1Image(mask.astype(np.uint8), geo[0]), int(mask.sum())
 
-
-def group_test_map(dsets: list[xr.Dataset], layer: int, seed: int):
-    """nilearn non_parametric_inference of the participants' r maps at ``layer``; (figure, caption) or None."""
-    if len(dsets) < 2 or any(outputs.result_geometry(d) is None for d in dsets):
-        return None
+def group_test_section(out_dir, task: str, model: str, layer: int) -> list[str]:
+    """The written permutation group test at ``layer``, thresholded and labelled; or why it is missing."""
+    found = group_inference.read_test(out_dir, task, model, layer)
+    if found is None:
+        return [para(f"Group permutation test (nilearn non_parametric_inference) at layer {layer}: {NOT_COMPUTED}.")]
     from nilearn import plotting
-    from nilearn.glm.second_level import non_parametric_inference
 
-    imgs, mask, n_vox = _images(dsets, layer)
-    if n_vox == 0:
-        return None
-    n = len(dsets)
-    n_perm = min(GROUP_PERMUTATIONS, 2 ** n)
-    design = pd.DataFrame({"intercept": np.ones(n)})
-    logp = non_parametric_inference(imgs, design_matrix=design, mask=mask, n_perm=n_perm, two_sided_test=False,
-                                    random_state=seed, n_jobs=1)
-    vals = np.asarray(logp.dataobj)[np.asarray(mask.dataobj) > 0]
-    thr = -np.log10(GROUP_ALPHA)
+    logp, side = found
+    thr, n, n_perm = float(side["Threshold"]), len(side["Participants"]), int(side["NPermutations"])
     fig = plt().figure(figsize=(7, 2.6))
     plotting.plot_glass_brain(logp, figure=fig, colorbar=True, threshold=thr, plot_abs=False,
-                              vmax=max(float(np.nanmax(vals)), thr + 0.1), title=f"group -log10 p (FWE), layer {layer}")
+                              vmax=max(float(side["Max"]), thr + 0.1), title=f"group -log10 p (FWE), layer {layer}")
     caption = (f"Group test at layer {layer}: one-sample sign-flip permutation test of the {n} participants' "
-               f"Fisher-z r > 0 (nilearn non_parametric_inference, {n_perm} permutations, max-statistic FWE over "
-               f"{n_vox} voxels). Shown: -log10 p > {thr:.2f} (FWE p < {GROUP_ALPHA:g}); "
-               f"{int(np.sum(vals > thr))} voxels pass. With {n} participants the smallest attainable p is "
-               f"{1 / 2 ** n:.3g}.")
-    return fig, caption
+               f"Fisher-z r > 0 (nilearn non_parametric_inference, {n_perm} permutations, seed {side['Seed']}, "
+               f"max-statistic FWE over {side['NVoxels']} voxels; computed by the group step). Shown: -log10 p > "
+               f"{thr:.2f} (FWE p < {side['Alpha']:g}); {side['NPass']} voxels pass. With {n} participants the "
+               f"smallest attainable p is {side['SmallestP']:.3g}.")
+    return [figure(fig, caption, "group-test")]
 
 
 def group_preference_map(dsets: list[xr.Dataset], enc: pd.DataFrame, q: float):
