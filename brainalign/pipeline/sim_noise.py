@@ -64,7 +64,8 @@ def drift(n: int, k: int, tr: float, rng: np.random.Generator) -> np.ndarray:
 def spikes(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
     """Motion-like spikes, shape (n, k), in units of a base s.d.; and their frames."""
     n_sp = max(1, int(round(n / 100)))
-    frames = np.sort(rng.choice(np.arange(1, max(2, n - 1)), size=min(n_sp, max(1, n - 2)), replace=False))
+    candidates = np.arange(1, n - 1) if n > 2 else np.arange(n)  # not the first or last frame when possible
+    frames = np.sort(rng.choice(candidates, size=min(n_sp, candidates.size), replace=False))
     out = np.zeros((n, k))
     for f in frames:
         amp = rng.uniform(*SPIKE_AMPLITUDE) * rng.standard_normal(k)

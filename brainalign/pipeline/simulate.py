@@ -6,17 +6,25 @@ of one language-model layer's word features put on the neural clock; every other
 target is noise. A ``truth.json`` (under ``derivatives/simulation/``) says which
 target carries which layer, and, for fMRI, a brain mask is written beside it.
 
-fMRI: features of layer L (:class:`~brainalign.encoders.HFEncoder`) are convolved
-with nilearn's SPM HRF on the TR grid, run by run (:func:`brainalign.align.fmri_design`),
-and written as 4-D NIfTI (nibabel). MEG / iEEG: each word adds a 0.4 s-peaked bump
-scaled by its projected features to the planted channels; written with mne-bids
-(FIF for MEG, BrainVision for iEEG). ``events.tsv`` has ``onset``, ``duration``,
-``trial_type`` and ``word``.
+How the signal is made is a :class:`~.sim_generator.Generator` (``generator=``; a
+name in :data:`~.sim_generator.FAMILIES` or an instance; default ``"classic"``):
+response model (:mod:`.sim_response`), feature transform and readout
+(:mod:`.sim_readout`), the generator's own encoder context and pooling, and noise
+(:mod:`.sim_noise`). Every choice is recorded in ``truth.json``.
+
+fMRI, classic: features of layer L (:class:`~brainalign.encoders.HFEncoder`) are
+convolved with nilearn's SPM HRF on the TR grid, run by run
+(:func:`brainalign.align.fmri_design`), then read out. With ``impulses=True``: the
+per-word readout amplitudes are impulses at the word onsets on a fine grid,
+convolved with each voxel's response and sampled at the frame times. Written as
+4-D NIfTI (nibabel). MEG / iEEG: each word adds a 0.4 s-peaked bump scaled by its
+projected features to the planted channels; written with mne-bids (FIF for MEG,
+BrainVision for iEEG). ``events.tsv`` has ``onset``, ``duration``, ``trial_type``
+and ``word``.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +36,7 @@ from ..errors import InputError, check_safe_label
 from . import outputs, sim_noise
 from .sim_generator import FAMILIES, Generator, resolve_generator
 from .sim_noise import make_noise
+from .sim_readout import SubjectReadout
 from .sim_response import impulse_bold, voxel_kernels
 
 __all__ = ["FAMILIES", "Generator", "simulate_bids", "story_words", "word_timing"]
@@ -61,23 +70,6 @@ def word_timing(words: Sequence[str], n_runs: int, run_seconds: float, seed: int
         for i, on, du in zip(idx, onsets, dur):
             rows.append({"word": words[i], "onset": round(float(on), 3), "duration": round(float(du), 3), "run": r})
     return make_stimulus(pd.DataFrame(rows))
-
-
-def _readout_weights(p: int, rank: int | None, n_targets: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Random readout factors ``W`` (p, r) and ``V`` (r, n_targets); full rank: ``W`` (p, n_targets), ``V`` = I."""
-    if rank is None:
-        return rng.standard_normal((p, n_targets)) / np.sqrt(p), np.eye(n_targets)
-    W = rng.standard_normal((p, rank)) / np.sqrt(p)
-    V = rng.standard_normal((rank, n_targets))
-    return W, V
-
-
-def _projection(feats: np.ndarray, rank: int, n_targets: int, rng) -> np.ndarray:
-    """(n, p) features -> (n, n_targets) low-rank random mixtures of the z-scored features."""
-    f = (feats - feats.mean(0)) / (feats.std(0) + 1e-8)
-    W, V = _readout_weights(f.shape[1], rank, n_targets, rng)
-    out = f @ W @ V
-    return out
 
 
 def _z(a):
@@ -185,7 +177,7 @@ def simulate_bids(
     deriv = out / "derivatives" / "simulation"
     for si, sub in enumerate(subjects):
         srng = np.random.default_rng(seed * 1000 + si + 1)
-        ctx = _SubjectContext(gen, seed, si, sub, deriv)
+        ctx = SubjectReadout(gen, seed, si, sub, deriv)
         if modality == "fmri":
             rec = _write_fmri_subject(out, ctx, task, stim, acts, planted, n_targets, n_volumes, tr, grid, snr, srng)
         else:
@@ -262,44 +254,7 @@ def _events(stim_run: pd.DataFrame) -> pd.DataFrame:
                          "trial_type": "word", "word": stim_run["word"].to_numpy()})
 
 
-@dataclass(frozen=True)
-class _SubjectContext:
-    """One participant's generator, seeds and where its readouts go."""
-
-    gen: Generator
-    seed: int
-    index: int
-    sub: str
-    deriv: Path
-
-    def readout_rng(self, layer: int) -> np.random.Generator:
-        if self.gen.per_subject_readout:
-            return np.random.default_rng([self.seed, 7919, layer, self.index + 1])
-        return np.random.default_rng(self.seed * 7919 + layer)  # one code shared by every participant
-
-    def amplitudes(self, feats: np.ndarray, layer: int, k: int) -> np.ndarray:
-        """(n, p) inputs -> (n, k) readout (z-scored or raw inputs, as the generator says)."""
-        if self.gen.features == "zscore":
-            return _projection(feats, self.gen.rank, k, self.readout_rng(layer))
-        W, V = _readout_weights(feats.shape[1], self.gen.rank, k, self.readout_rng(layer))
-        return feats @ W @ V
-
-    def save_readout(self, layer: int, p: int, k: int) -> dict:
-        """Write the readout matrix ``B = W @ V`` (p, k) as .npy; returns {key: path in the dataset}."""
-        shared = not self.gen.per_subject_readout
-        if shared and self.index > 0:
-            return {}
-        key = f"layer-{layer}" if shared else f"sub-{self.sub}_layer-{layer}"
-        W, V = _readout_weights(p, self.gen.rank, k, self.readout_rng(layer))
-        with outputs.atomic_path(self.deriv / "readout" / f"{key}.npy", suffix=".npy") as tmp:
-            np.save(tmp, W @ V)
-        return {key: f"derivatives/simulation/readout/{key}.npy"}
-
-    def response_rng(self, layer: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.index + 1, layer, 2])
-
-
-def _fmri_signal(ctx: _SubjectContext, stim, acts, planted, n_targets, n_vol, tr) -> tuple[np.ndarray, dict, dict]:
+def _fmri_signal(ctx: SubjectReadout, stim, acts, planted, n_targets, n_vol, tr) -> tuple[np.ndarray, dict, dict]:
     """Clean signal (n_runs * n_vol, n_targets), z-scored per planted voxel; response and readout records."""
     from ..align import fmri_design
 
@@ -329,7 +284,7 @@ def _fmri_signal(ctx: _SubjectContext, stim, acts, planted, n_targets, n_vol, tr
     return signal, response, readout
 
 
-def _write_fmri_subject(out, ctx: _SubjectContext, task, stim, acts, planted, n_targets, n_vol, tr, grid, snr, rng) -> dict:
+def _write_fmri_subject(out, ctx: SubjectReadout, task, stim, acts, planted, n_targets, n_vol, tr, grid, snr, rng) -> dict:
     import nibabel as nib
 
     runs = sorted(stim["run"].unique())
@@ -357,7 +312,7 @@ def _write_fmri_subject(out, ctx: _SubjectContext, task, stim, acts, planted, n_
     return {"response": response, "noise": realised, "readout": readout}
 
 
-def _write_meeg_subject(out, ctx: _SubjectContext, task, stim, acts, planted, n_ch, sfreq, run_seconds, snr, rng,
+def _write_meeg_subject(out, ctx: SubjectReadout, task, stim, acts, planted, n_ch, sfreq, run_seconds, snr, rng,
                         modality) -> dict:
     import mne
     from mne_bids import BIDSPath, write_raw_bids
