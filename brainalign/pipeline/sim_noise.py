@@ -116,7 +116,9 @@ def make_noise(components, n_vol: int, n_runs: int, k: int, tr: float, phi: floa
 
 def settings(components, phi: float) -> dict:
     """The noise settings as written into the truth file."""
-    d: dict = {"components": list(components), "scaling": "unit s.d. per voxel; snr = signal s.d. / noise s.d."}
+    scaling = ("unit-variance Gaussian draws (unit s.d. in expectation)" if tuple(components) == ("white",)
+               else "rescaled to unit s.d. per voxel")
+    d: dict = {"components": list(components), "scaling": f"{scaling}; snr = signal s.d. / noise s.d."}
     if "ar1" in components:
         d["ar_phi"] = float(phi)
     if "drift" in components:

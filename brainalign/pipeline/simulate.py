@@ -280,7 +280,8 @@ def _fmri_signal(ctx: SubjectReadout, stim, acts, planted, n_targets, n_vol, tr)
         onsets = stim["onset"].to_numpy(dtype=float)
         cols = [impulse_bold(amps[run_of == r], onsets[run_of == r], n_vol, tr, kernels) for r in runs]
         signal[:, idx] = _z(np.concatenate(cols, axis=0))
-        response[str(layer)] = {**rec, "path": "onset impulses on the fine grid, convolved, sampled at k * tr"}
+        response[str(layer)] = {**rec, "path": "onset impulses on the fine grid, convolved, sampled at k * tr",
+                                "voxel_order": "per-voxel entries follow planted[layer]"}
     return signal, response, readout
 
 
