@@ -106,6 +106,9 @@ def ceiling_data(recording, stimulus) -> CeilingData:
     grid = json.dumps([np.asarray(attrs.get("affine", [])).round(6).tolist(),
                        np.asarray(attrs.get("volume_shape", [])).tolist()])
     runs = np.asarray(recording["run"].values).astype(str)
+    coords = getattr(recording, "coords", {})
+    ids = (np.stack([np.asarray(recording[c].values) for c in ("voxel_i", "voxel_j", "voxel_k")], 1).tolist()
+           if all(c in coords for c in ("voxel_i", "voxel_j", "voxel_k")) else recording["target"].values)
     words, onsets = {}, {}
     if stimulus is not None and "run" in stimulus:
         for run, part in stimulus.groupby(stimulus["run"].astype(str), sort=False):
@@ -113,7 +116,7 @@ def ceiling_data(recording, stimulus) -> CeilingData:
             onsets[run] = part["onset"].to_numpy(dtype=np.float64)
     return CeilingData(values=np.asarray(recording.values, dtype=np.float64), runs=runs,
                        times=np.asarray(recording["time"].values, dtype=np.float64), period=period,
-                       targets=(grid,) + tuple(np.asarray(recording["target"].values).astype(str).tolist()),
+                       targets=(grid,) + tuple(str(t) for t in ids),  # voxel positions, or target names
                        words=words, onsets=onsets, modality=str(attrs.get("modality", "fmri")))
 
 

@@ -168,7 +168,7 @@ def ceiling_curve(ds: xr.Dataset):
     c = ds["ceiling"].values
     caption = (f"Ceiling-normalised layer profile: r / {kind} per target (targets with a positive ceiling, "
                f"n={int(np.sum(c > 0))}; median ceiling {np.nanmedian(c):.3f}), mean and 95% CI over targets. "
-               + ceiling.describe(ds.attrs))
+               + (ceiling.describe(ds.attrs) if ds.attrs.get("ceiling_kind") in ceiling.CEILINGS else ""))
     return fig, caption
 
 
