@@ -168,3 +168,138 @@ def test_layer_id_study_quick(tmp_path):
     acc = pd.read_csv(tmp_path / "accuracy.tsv", sep="\t")
     assert {"argmax_r", "single_r", "unique_r", "unique_pairwise_r", "rsa"} <= set(acc["method"])
     assert ((acc["accuracy"] >= 0) & (acc["accuracy"] <= 1)).all()
+
+
+# ---------------------------------------------------------------- the cross-family study (issue 14)
+def _trials(planted, chosen, **cols):
+    return pd.DataFrame({"alignment": "fir4", "context": "gen", "method": "argmax_r", "family": "f1", "snr": 1.0,
+                         "planted": planted, "chosen": chosen, **cols})
+
+
+def test_signed_error_and_within_one_by_hand():
+    from brainalign.validation.layer_id_tables import add_errors, summarise
+
+    t = _trials([0, 1, 2, 3, 4], [0, 2, 1, 5, 4])  # errors 0, +1, -1, +2, 0
+    s = summarise(t)
+    assert s["n"] == 5 and s["exact"] == pytest.approx(2 / 5) and s["within_one"] == pytest.approx(4 / 5)
+    assert s["signed_error"] == pytest.approx(2 / 5) and s["abs_error"] == pytest.approx(4 / 5)
+    assert (s["n_deeper"], s["n_shallower"]) == (2, 1)
+    err = np.array([0, 1, -1, 2, 0])
+    half = stats.t.ppf(0.975, 4) * err.std(ddof=1) / np.sqrt(5)
+    assert (s["signed_low"], s["signed_high"]) == pytest.approx((0.4 - half, 0.4 + half))
+    assert (s["exact_low"], s["exact_high"]) == pytest.approx(wilson_interval(2, 5))
+    e = add_errors(t)
+    assert e["error"].tolist() == [0, 1, -1, 2, 0] and e["within_one"].tolist() == [1, 1, 1, 0, 1]
+    assert e["correct"].tolist() == [1, 0, 0, 0, 1]
+
+
+def test_accuracy_table_pools_families_and_snrs():
+    from brainalign.validation.layer_id_tables import accuracy_table
+
+    t = pd.concat([_trials([0, 1], [0, 1]), _trials([0, 1], [1, 3], family="f2"),
+                   _trials([0, 1], [0, 0], family="f2", snr=0.5)], ignore_index=True)
+    acc = accuracy_table(t).set_index(["family", "snr"])
+    assert acc.loc[("f1", "1.0"), "exact"] == 1.0 and acc.loc[("f2", "1.0"), "exact"] == 0.0
+    assert acc.loc[("f2", "all"), "n"] == 4 and acc.loc[("f2", "all"), "exact"] == pytest.approx(0.25)
+    assert acc.loc[("all", "1.0"), "n"] == 4 and acc.loc[("all", "1.0"), "signed_error"] == pytest.approx(3 / 4)
+    assert acc.loc[("all", "all"), "n"] == 6 and acc.loc[("all", "all"), "within_one"] == pytest.approx(5 / 6)
+
+
+def test_coverage_table_by_hand():
+    from brainalign.validation.layer_id_tables import coverage_markdown, coverage_table
+
+    t = pd.concat([_trials([0, 1, 2, 3], [0, 1, 1, 3], in_set=[1, 1, 0, 1], set_size=[2, 3, 1, 2],
+                           p_best_planted=[0.5, 0.4, 0.0, 0.9], snr=0.25),
+                   _trials([0, 1], [0, 1], in_set=[0, 0], set_size=[1, 1], p_best_planted=[0.0, 0.0], snr=1.0),
+                   _trials([0, 1], [1, 1], snr=0.25, method="rsa")], ignore_index=True)  # no set: left out
+    cov = coverage_table(t, 0.25)
+    assert set(cov["method"]) == {"argmax_r"}
+    row = cov[cov["family"] == "f1"].iloc[0]
+    assert row["n"] == 4 and row["coverage"] == pytest.approx(0.75) and row["mean_set_size"] == pytest.approx(2.0)
+    assert row["p_best_planted"] == pytest.approx(0.45)
+    assert (row["coverage_low"], row["coverage_high"]) == pytest.approx(wilson_interval(3, 4))
+    assert "0.75 (2.0)" in coverage_markdown(cov)
+
+
+def test_bootstrap_credible_set_covers_planted_layer():
+    """The region-level 90 % set of the pipeline's block bootstrap holds the planted layer in most datasets."""
+    from brainalign.encoding import make_folds
+    from brainalign.validation.layer_id_analysis import bootstrap_choice, encoding_scores
+
+    n, hits, sizes = 160, 0, []
+    runs = np.repeat([1, 2], n // 2)
+    folds = make_folds("contiguous", n, runs, 5)
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        base = rng.normal(size=(n, 8))
+        layers = [base + s * rng.normal(size=(n, 8)) for s in (0.0, 0.7, 1.4)]  # nested, like a model's depth
+        Y = layers[1] @ rng.normal(size=(8, 6)) / np.sqrt(8) + 1.5 * rng.normal(size=(n, 6))
+        _, preds = encoding_scores(layers, None, Y, folds, np.logspace(-2, 4, 7))
+        res = bootstrap_choice(preds, Y, folds, runs, np.zeros(6, int), [0], n_boot=200, seed=seed)
+        assert res["in_set"].shape == (3, 1) and res["p_best"].sum() == pytest.approx(1.0)
+        hits += int(res["in_set"][1, 0])
+        sizes.append(int(res["in_set"].sum()))
+    assert hits >= 7  # nominal 0.9: 8 of 8 expected, one miss allowed
+    assert min(sizes) < 3  # not trivially every layer
+
+
+def test_alignment_designs_shapes():
+    from brainalign.data import make_recording, make_stimulus
+    from brainalign.validation.layer_id_analysis import ALIGNMENTS, PCA_COMPONENTS, layer_design
+
+    rng = np.random.default_rng(0)
+    stim = make_stimulus(pd.DataFrame({"word": [f"w{i}" for i in range(80)], "onset": np.arange(80) * 1.1 + 4.0,
+                                       "duration": 0.3, "run": 1}))
+    rec = make_recording(np.zeros((60, 1)), np.arange(60) * 2.0, np.ones(60, int), modality="fmri", tr=2.0)
+    feats = rng.normal(size=(80, 40))
+    cols = {"fir4": 160, "hrf": 40, "hrf_fir4": 160, "hrf_deriv": 80, "fir4_pca": PCA_COMPONENTS * 4,
+            "fir4_banded": 160}
+    for al in ALIGNMENTS:
+        X, bands = layer_design(feats, stim, rec, al)
+        assert X.shape == (60, cols[al]) and np.isfinite(X).all()
+        assert bands == ([40] * 4 if al == "fir4_banded" else None)
+    d = layer_design(feats, stim, rec, "hrf_deriv")[0]
+    assert abs(np.corrcoef(d[:, 0], d[:, 40])[0, 1]) < 0.9  # the derivative is another regressor
+
+
+def test_context_roles():
+    from brainalign.validation.layer_id_families import GRID, context_label, windows_of
+
+    assert windows_of("gen", 15) == [15] and windows_of("32", 10) == [32]
+    assert windows_of("grid", 10) == [20] and windows_of("grid", 15) == [10, 20] and windows_of("grid", 20) == [10]
+    assert context_label(15, 15) == "gen" and context_label(32, 15) == "32" and 32 in GRID
+
+
+def test_family_study_rejects_unknown_family(capsys):
+    from brainalign.validation.layer_id import main
+
+    assert main(["--families", "nope"]) == 2
+    assert "--families 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_family_study_tiny_case(tmp_path):
+    """The quick study's machinery on one family, one SNR, one seed, few words: well-formed tables."""
+    from brainalign.validation import layer_id_families as F
+    from brainalign.validation.layer_id_tables import ANALYSIS
+
+    plan = (("fir4", "gen", True, False), ("hrf", "32", False, False))
+    cfg = F.StudyConfig(families=("classic",), snrs=(1.0,), seeds=(0,), n_volumes=50, n_words=100,
+                        targets_per_layer=3, plan=plan, banded=(), n_boot=50)
+    F.run(tmp_path, cfg, cache_dir=str(tmp_path / "cache"))
+    trials = pd.read_csv(tmp_path / "trials.tsv", sep="\t")
+    acc = pd.read_csv(tmp_path / "accuracy.tsv", sep="\t")
+    cov = pd.read_csv(tmp_path / "coverage.tsv", sep="\t")
+    methods = {"argmax_r", "pbest", "set_shallowest", "rsa", "trsa_gt_0.2_0.8", "trsa_gt_0.05_0.5"}
+    assert set(trials.query("context == 'gen'")["method"]) == methods
+    assert set(trials.query("context == '32'")["method"]) == {"argmax_r", "pbest", "set_shallowest"}
+    assert len(trials) == 7 * (len(methods) + 3)
+    assert (trials["error"] == trials["chosen"] - trials["planted"]).all()
+    assert trials["chosen"].between(0, 6).all() and set(trials["planted"]) == set(range(7))
+    assert ((acc["exact"] >= 0) & (acc["exact"] <= acc["within_one"]) & (acc["within_one"] <= 1)).all()
+    assert set(acc["family"]) == {"classic", "all"} and len(acc.drop_duplicates(ANALYSIS)) == len(methods) + 3
+    assert set(cov["method"]) == {"argmax_r"} and cov["coverage"].between(0, 1).all()
+    argmax = trials.query("method == 'argmax_r'")
+    assert (argmax["in_set"] == [str(p) in s.split(",") for p, s in zip(argmax["planted"], argmax["credible_set"].astype(str))]).all()
+    md = (tmp_path / "accuracy.md").read_text()
+    assert "Per family at SNR 1.0" in md and "Credible-set coverage" in md

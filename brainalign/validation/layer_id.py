@@ -21,6 +21,9 @@ Methods (all on the pipeline's design: Lanczos resampling, FIR delays 1-4, z-sco
   region's RDM over volumes and each layer's RDM (plain, GT or geodesic, :mod:`brainalign.rsa`).
 
 Run ``python -m brainalign.validation.layer_id [--quick] [--output DIR]``.
+``--families [NAME ...]`` runs instead the cross-family study of issue 14
+(:mod:`.layer_id_families`: generator family x SNR x alignment x context window x
+selection method, with credible-set coverage; tables in :mod:`.layer_id_tables`).
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ LAYERS = tuple(range(7))
 TARGETS_PER_LAYER = 20
 GT_SETTINGS = (("gt", 0.2, 0.8), ("gt", 0.05, 0.5), ("gt", 0.0, 0.3), ("geodesic", 0.2, 0.8))
 DEFAULT_OUT = Path("build") / "validation" / "layer_id"
+FAMILY_OUT = Path("build") / "validation" / "layer_id_families"
 
 
 def _encoder(cache_dir):
@@ -185,15 +189,52 @@ def accuracy_markdown(acc: pd.DataFrame) -> str:
     return markdown_table(df)
 
 
+def _family_study(a, families) -> int:
+    """``--families``: the cross-family study of :mod:`.layer_id_families` (issue 14)."""
+    from . import layer_id_families as F
+
+    if a.quick:
+        cfg = F.StudyConfig(families=tuple(families or F.QUICK_FAMILIES), snrs=tuple(a.snrs or (1.0,)),
+                            seeds=tuple(range(a.seeds or 1)), plan=F.QUICK_PLAN, banded=())
+    else:
+        cfg = F.StudyConfig(families=tuple(families or F.DEFAULT_FAMILIES), snrs=tuple(a.snrs or F.StudyConfig.snrs),
+                            seeds=tuple(range(a.seeds)) if a.seeds else F.StudyConfig.seeds,
+                            banded=() if a.no_banded else F.StudyConfig.banded)
+    out = a.output or Path(str(FAMILY_OUT) + ("-quick" if a.quick else ""))
+    command = "python -m brainalign.validation.layer_id " + " ".join(a.argv)
+    F.run(out, cfg, cache_dir=a.cache_dir, log=lambda s: print(s, flush=True), command=command.strip())
+    print((Path(out) / "accuracy.md").read_text())
+    print(f"written: {out}/accuracy.tsv, coverage.tsv, trials.tsv, accuracy.md")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m brainalign.validation.layer_id", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one SNR, two seeds (about 2 minutes)")
-    ap.add_argument("--output", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}[-quick])")
+    ap.add_argument("--quick", action="store_true", help="one SNR, few seeds (about 2 minutes)")
+    ap.add_argument("--output", type=Path, default=None,
+                    help=f"output folder (default {DEFAULT_OUT}[-quick], with --families {FAMILY_OUT}[-quick])")
     ap.add_argument("--snrs", type=float, nargs="+", default=None)
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
     ap.add_argument("--cache-dir", default=None, help="activation cache (default: BRAINALIGN_CACHE or ~/.cache)")
+    ap.add_argument("--families", nargs="*", default=None,
+                    help="the cross-family study (issue 14) over these generator families "
+                         "(brainalign.pipeline.simulate.FAMILIES; none named = the default set); "
+                         "without this flag: the single-generator study of section 3")
+    ap.add_argument("--no-banded", action="store_true", help="--families: skip the per-delay banded ridge")
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
+    a.argv = argv
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if a.families is not None:
+        from ..errors import InputError
+        from ..pipeline.simulate import FAMILIES
+
+        bad = [f for f in a.families if f not in FAMILIES]
+        if bad:
+            err = InputError(f"--families {bad[0]!r} is not one of {', '.join(FAMILIES)}")
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return _family_study(a, a.families)
     cfg = dict(QUICK if a.quick else FULL)
     if a.snrs:
         cfg["snrs"] = tuple(a.snrs)
