@@ -64,16 +64,17 @@ def repeats(tmp_path_factory, cache):
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory, cache):
-    """One participant whose two runs are different halves of the story (no repeat)."""
+    """Two participants whose two runs are different halves of the story (no repeat)."""
     root = tmp_path_factory.mktemp("parts") / "bids"
-    truth = simulate_bids(root, "fmri", n_subjects=1, n_runs=2, n_volumes=60, grid=(7, 7, 5), layers=(1, 3),
+    truth = simulate_bids(root, "fmri", n_subjects=2, n_runs=2, n_volumes=60, grid=(7, 7, 5), layers=(1, 3),
                           targets_per_layer=10, snr=SNR, n_words=160, seed=22, cache_dir=str(cache))
     return root, root / truth["mask"], truth
 
 
-def _study(data, cache, out: Path, kind: str | None):
+def _study(data, cache, out: Path, kind: str | None, events=None):
     root, mask, _ = data
-    summary = run_study(validate_config(_cfg(root, mask, cache, kind)), out_dir=out, progress=False)
+    summary = run_study(validate_config(_cfg(root, mask, cache, kind)), out_dir=out, progress=False,
+                        on_event=None if events is None else events.append)
     assert summary.exit_code == 0, summary.failed
     scores = pd.read_csv(out / "sub-01" / "func" / "sub-01_task-story_desc-MiniLM_scores.tsv", sep="\t",
                          dtype={"target": str})
@@ -104,7 +105,10 @@ def test_repeated_runs_give_the_single_run_ceiling(repeats, cache, tmp_path, kin
 
 
 def test_runs_of_different_story_parts_get_no_ceiling(parts, cache, tmp_path):
-    scores, side, html = _study(parts, cache, tmp_path / "auto", None)
+    events = []
+    scores, side, html = _study(parts, cache, tmp_path / "auto", None, events)
+    order = [(e["kind"], e.get("subject")) for e in events if e["kind"] in ("task", "written")]
+    assert order.index(("written", "01")) < order.index(("task", "02"))  # no other participant is waited for
     assert side["Statistics"]["ceiling"] == "none"
     assert "different words" in side["Statistics"]["ceiling_reason"]
     assert not (scores.metric == "ceiling").any() and not (scores.metric == "r_norm").any()
@@ -116,7 +120,7 @@ def test_runs_of_different_story_parts_get_no_ceiling(parts, cache, tmp_path):
     assert any("split_half not computed" in w and "different words" in w for w in side["Warnings"])
 
 
-def test_loo_isc_asked_with_one_participant_is_refused(parts, cache, tmp_path):
+def test_loo_isc_asked_with_two_participants_is_refused(parts, cache, tmp_path):
     root, mask, _ = parts
     with pytest.raises(InputError, match="loo_isc needs at least 3"):
         run_study(validate_config(_cfg(root, mask, cache, "loo_isc")), out_dir=tmp_path / "o", progress=False)

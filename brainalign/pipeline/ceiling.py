@@ -351,6 +351,14 @@ def study_ceilings(kind: str, data: Mapping[str, CeilingData], everyone: Iterabl
     return _split_each(subjects, data, kind, why=problem)
 
 
+def own_ceiling(kind: str, subject: str, cd: CeilingData, n_participants: int) -> Ceiling:
+    """The ceiling of ``subject`` from its own runs, for ``split_half`` and for ``auto`` when no
+    inter-subject ceiling is possible (fewer than :data:`MIN_PARTICIPANTS` in the source)."""
+    why = "" if kind == "split_half" else (f"{n_participants} participant(s) in the source; the inter-subject "
+                                           f"ceiling needs {MIN_PARTICIPANTS} or more")
+    return _split_each([subject], {subject: cd}, kind, why)[subject]
+
+
 def record(ds, c: Ceiling | None) -> None:
     """Write the ceiling used into ``ds.attrs`` (``ceiling_kind``, ``statistics`` JSON, ``warnings``), in place."""
     if c is None:

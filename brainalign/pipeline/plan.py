@@ -177,7 +177,8 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
                 summary.skipped.append((s, m.label))
             else:
                 pending.append((s, mi))
-    everyone = list_participants(src) if specs.stats.ceiling != "none" and pending else None
+    wants = specs.stats.ceiling != "none" and "encoding" in specs.score.methods  # the ceiling normalises r only
+    everyone = list_participants(src) if wants and pending else None
     if everyone is not None and specs.stats.ceiling == "loo_isc":
         ceiling.check_participants(len(everyone))
     layer_lists = {mi: _warm_cache(specs, mi, [s for s, m in pending if m == mi], task, summary)
@@ -189,20 +190,23 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
     emit({"kind": "planned", "tasks": len(tasks), "pending": [[s, specs.models[mi].label] for s, mi in pending],
           "skipped": [list(x) for x in summary.skipped], "failed": dict(summary.failed)})
 
-    def write(s, mi, chunks, ceiling_r=None):
+    shared = everyone is not None and ceiling.needs_everyone(specs.stats.ceiling, len(everyone))
+
+    def write(s, mi, chunks, neural=None, ceiling_r=None):
+        if neural is not None:  # a ceiling from the participant's own runs: written as soon as it is in
+            ceiling_r = ceiling.own_ceiling(specs.stats.ceiling, s, neural, len(everyone))
         _write_one(cfg, specs, chunks, s, task, mi, ceiling_r, h, out, summary)
         if (s, specs.models[mi].label) in summary.done:
             emit({"kind": "written", "subject": s, "model": specs.models[mi].label})
 
     ready = _run(tasks, groups, summary, n_jobs or specs.execution.n_jobs, scheduler or specs.execution.scheduler,
-                 progress, write=None if everyone is not None else write, emit=emit, labels=[m.label for m in specs.models])
-    if everyone is not None:
+                 progress, write=None if shared else write, emit=emit, labels=[m.label for m in specs.models])
+    if shared:
         neural = {s: y for (s, _), (_, y) in ready.items() if y is not None}
-        if ceiling.needs_everyone(specs.stats.ceiling, len(everyone)):
-            neural.update(ceiling.load_others(everyone, neural, _load_clean(specs, task)))
+        neural.update(ceiling.load_others(everyone, neural, _load_clean(specs, task)))
         ceilings = ceiling.study_ceilings(specs.stats.ceiling, neural, everyone, {s for s, _ in ready})
         for (s, mi), (chunks, _) in ready.items():
-            write(s, mi, chunks, ceilings.get(s))
+            write(s, mi, chunks, ceiling_r=ceilings.get(s))
     outputs.write_failures(out, summary.failed)
     if specs.outputs.report:
         summary.reports = write_participant_reports(out, [s for s in subjects if s not in summary.failed])
@@ -210,7 +214,7 @@ def run_study(cfg: PipelineConfig, *, out_dir=None, participants=None, n_jobs=No
 
 
 def _run(tasks, groups, summary, n_jobs, scheduler, progress, write, emit, labels) -> dict:
-    """Run the tasks; each participant x model whose chunks are all in goes to ``write(s, mi, chunks)``,
+    """Run the tasks; each participant x model whose chunks are all in goes to ``write(s, mi, chunks, neural)``,
     or, when ``write`` is None, is returned as ``{(s, mi): (chunks, neural)}``."""
     results: dict[int, Any] = {}
     ready = {}
@@ -230,10 +234,11 @@ def _run(tasks, groups, summary, n_jobs, scheduler, progress, write, emit, label
             continue
         outs = [results.pop(j) for j in idx]
         chunks = [o.result for o in outs]
+        neural = next((o.neural for o in outs if o.neural is not None), None)
         if write is None:
-            ready[(s, mi)] = (chunks, next((o.neural for o in outs if o.neural is not None), None))
+            ready[(s, mi)] = (chunks, neural)
         else:
-            write(s, mi, chunks)
+            write(s, mi, chunks, neural)
     bar.close()
     return ready
 
