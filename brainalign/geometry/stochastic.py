@@ -26,43 +26,41 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ShapeMismatchError
+from ._bures import ascend, basis, extend, factors, polar, reduce, sqrt_cross
 from ._checks import _to_float
 
 
-def _polar(m: np.ndarray) -> np.ndarray:
-    u, _, vt = np.linalg.svd(m)
-    return u @ vt
+_polar = polar
 
 
-def _sqrtm_psd(c: np.ndarray) -> np.ndarray:
-    """Symmetric square roots of a stack (M, N, N) of PSD matrices."""
-    w, v = np.linalg.eigh(c)
-    return np.einsum("mij,mj,mkj->mik", v, np.sqrt(np.clip(w, 0.0, None)), v)
-
-
-def _moments(x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _responses(x: Any, name: str) -> np.ndarray:
     arr = _to_float(x, name)
     if arr.ndim != 3 or arr.shape[1] < 1:
         raise ShapeMismatchError(f"{name} has shape {arr.shape}; pass (stimuli, repeats, units)")
     if not np.isfinite(arr).all():
         raise InputError(f"{name} holds non-finite values; pass finite responses")
+    return arr
+
+
+def _moments(arr: np.ndarray, n: int):
+    """Centred means (M, n) and low-rank covariance factors of responses (M, R, N).
+
+    Returns ``(mu, f, w, trace)`` as :func:`._bures.factors`, units zero-padded to ``n``.
+    """
     mu = arr.mean(axis=1)
-    dev = arr - mu[:, None, :]
-    cov = np.einsum("mri,mrj->mij", dev, dev) / arr.shape[1]
-    return mu - mu.mean(axis=0, keepdims=True), cov
-
-
-def _pad(mu: np.ndarray, cov: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    extra = n - mu.shape[1]
-    if extra == 0:
-        return mu, cov
-    return (np.pad(mu, ((0, 0), (0, extra))), np.pad(cov, ((0, 0), (0, extra), (0, extra))))
+    f, w, trace = factors(arr - mu[:, None, :], n)
+    mu = mu - mu.mean(axis=0, keepdims=True)
+    return np.pad(mu, ((0, 0), (0, n - mu.shape[1]))), f, w, trace
 
 
 def stochastic_shape_distance(A: Any, B: Any, alpha: float = 1.0, *, max_iter: int = 500,
                               tol: float = 1e-12, n_init: int = 3, seed: int = 0,
                               return_rotation: bool = False):
     """Gaussian (2-Wasserstein/Bures) stochastic shape distance between noisy responses.
+
+    The covariances enter through their low-rank factors (rank at most R - 1 from R
+    repeats, see :mod:`._bures`): each step costs two (N, N) x (N, M R) products, M
+    SVDs of R x R matrices and one (N, N) SVD, exactly the steps of the (N, N) form.
 
     Parameters
     ----------
@@ -75,8 +73,8 @@ def stochastic_shape_distance(A: Any, B: Any, alpha: float = 1.0, *, max_iter: i
     max_iter, tol : alternating-optimisation limits (relative change of the objective).
     n_init, seed : int
         Besides three fixed starts (the means' Procrustes alignment, the polar factor
-        of sum_i S^Y_i S^X_i, the identity), ``n_init`` random orthogonal starts drawn
-        with ``seed``; the best end point is kept (the problem is not convex).
+        of sum_i S^Y_i^(1/2) S^X_i^(1/2), the identity), ``n_init`` random orthogonal
+        starts drawn with ``seed``; the best end point is kept (the problem is not convex).
     return_rotation : bool
         Also return T (N, N), mapping B's units onto A's (row patterns: mu_B @ T).
 
@@ -89,48 +87,27 @@ def stochastic_shape_distance(A: Any, B: Any, alpha: float = 1.0, *, max_iter: i
     alpha = float(alpha)
     if not 0.0 <= alpha <= 2.0:
         raise InputError(f"alpha={alpha} is outside [0, 2]; pass the weight of the noise term")
-    mx, cx = _moments(A, "A")
-    my, cy = _moments(B, "B")
-    if mx.shape[0] != my.shape[0]:
-        raise ShapeMismatchError(f"A has {mx.shape[0]} stimuli but B has {my.shape[0]}; pass the same stimuli")
-    n = max(mx.shape[1], my.shape[1])
-    (mx, cx), (my, cy) = _pad(mx, cx, n), _pad(my, cy, n)
-    sx, sy = _sqrtm_psd(cx), _sqrtm_psd(cy)
+    a, b = _responses(A, "A"), _responses(B, "B")
+    if a.shape[0] != b.shape[0]:
+        raise ShapeMismatchError(f"A has {a.shape[0]} stimuli but B has {b.shape[0]}; pass the same stimuli")
+    n = max(a.shape[2], b.shape[2])
+    mx, fx, wx, trx = _moments(a, n)
+    my, fy, wy, try_ = _moments(b, n)
     wm, wc = 2.0 - alpha, alpha
     rng = np.random.default_rng(seed)
-    starts = [_polar(my.T @ mx), _polar(np.einsum("mij,mjk->ik", sy, sx)), np.eye(n)]
-    starts += [_polar(rng.normal(size=(n, n))) for _ in range(int(n_init))]
+    starts = [polar(my.T @ mx), polar(sqrt_cross(fx, wx, fy, wy)), np.eye(n)]
+    starts += [polar(rng.normal(size=(n, n))) for _ in range(int(n_init))]
+    qx, qy = basis(mx, fx), basis(my, fy)
+    (rmx, rfx), (rmy, rfy) = reduce(mx, fx, qx), reduce(my, fy, qy)
+    mm = rmy.T @ rmx
     best_gain, best_t = -np.inf, None
     for t in starts:
-        t, gain = _ascend(mx, my, sx, sy, t, wm, wc, max_iter, tol)
+        t, gain = ascend(mm, rfx, rfy, qy.T @ t @ qx, wm, wc, max_iter, tol)
         if gain > best_gain:
             best_gain, best_t = gain, t
-    total = wm * (np.sum(mx * mx) + np.sum(my * my)) + wc * (np.trace(cx, axis1=1, axis2=2).sum()
-                                                              + np.trace(cy, axis1=1, axis2=2).sum())
+    total = wm * (np.sum(mx * mx) + np.sum(my * my)) + wc * (trx + try_)
     d = float(np.sqrt(max(total - 2.0 * best_gain, 0.0) / mx.shape[0]))
-    return (d, best_t) if return_rotation else d
-
-
-def _ascend(mx, my, sx, sy, t, wm, wc, max_iter, tol):
-    """Alternating maximisation of wm <Mx, My T> + wc sum_i ||Sx_i T' Sy_i||_* over orthogonal T."""
-    gain = wm * np.sum(mx * (my @ t)) + wc * _nuclear_sum(sx, sy, t)
-    for _ in range(max_iter):
-        # per stimulus: U_i = polar(Sx_i T' Sy_i); then T = polar(wm My'Mx + wc sum_i Sy_i U_i' Sx_i)
-        u = np.stack([_polar(a @ t.T @ b) for a, b in zip(sx, sy)])
-        t_new = _polar(wm * (my.T @ mx) + wc * np.einsum("mij,mkj,mkl->il", sy, u, sx))
-        new = wm * np.sum(mx * (my @ t_new)) + wc * _nuclear_sum(sx, sy, t_new)
-        if new < gain:  # rounding: never step down
-            break
-        t, done, gain = t_new, new - gain <= tol * max(abs(new), 1.0), new
-        if done:
-            break
-    return t, gain
-
-
-def _nuclear_sum(sx: np.ndarray, sy: np.ndarray, t: np.ndarray) -> float:
-    if not sx.any() and not sy.any():
-        return 0.0
-    return float(sum(np.linalg.svd(a @ t.T @ b, compute_uv=False).sum() for a, b in zip(sx, sy)))
+    return (d, extend(best_t, qx, qy)) if return_rotation else d
 
 
 # ------------------------------------------------------------------ energy distance
