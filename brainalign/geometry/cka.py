@@ -15,6 +15,8 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
 from ..errors import InputError
+from . import _torch
+from . import _torch_linalg as tl
 from ._checks import as_patterns, check_choice, same_items
 
 KERNELS = ("linear", "rbf")
@@ -98,9 +100,13 @@ def cka(A: Any, B: Any, kernel: str = "linear", debiased: bool = False, *,
     Returns
     -------
     float (in [0, 1] when biased) for two arrays, else an (La, Lb) matrix. NaN when
-    a representation is constant.
+    a representation is constant. With a torch tensor among the inputs everything
+    runs in torch on its device (float64 for float64 input) and a stack gives a
+    tensor there.
     """
     check_choice(kernel, "kernel", KERNELS)
+    if _torch.is_torch(A) or _torch.is_torch(B):
+        return _cka_torch(A, B, kernel, debiased, sigma)
     sa, single_a = as_patterns(A, "A", min_items=4 if debiased else 2)
     sb, single_b = as_patterns(B, "B", min_items=4 if debiased else 2)
     n = same_items(sa, sb)
@@ -119,3 +125,17 @@ def cka(A: Any, B: Any, kernel: str = "linear", debiased: bool = False, *,
         out = cross / np.sqrt(np.outer(na, nb))
     out[~((na[:, None] > 0) & (nb[None, :] > 0))] = np.nan
     return float(out[0, 0]) if single_a and single_b else out
+
+
+def _cka_torch(A: Any, B: Any, kernel: str, debiased: bool, sigma: float | None):
+    sa, single_a, sb, single_b = _torch.pair_inputs(A, B, 4 if debiased else 2)
+    n = same_items(sa, sb)
+    ca = [a - a.mean(dim=0, keepdim=True) for a in sa]
+    cb = [b - b.mean(dim=0, keepdim=True) for b in sb]
+    single = single_a and single_b
+    if single and kernel == "linear":
+        p, q = ca[0].shape[1], cb[0].shape[1]
+        if p * q + p * p + q * q <= n * (p + q):
+            return tl.linear_pair(ca[0], cb[0], debiased)
+    out = tl.cka_stacks(ca, cb, kernel, debiased, sigma, B is A)
+    return float(out[0, 0]) if single else out

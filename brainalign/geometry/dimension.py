@@ -27,6 +27,7 @@ from scipy.optimize import brentq
 from sklearn.neighbors import NearestNeighbors
 
 from ..errors import DataQualityWarning, InputError
+from . import _torch
 from ._checks import as_patterns, check_choice, check_fraction, check_k
 
 METHODS = ("twonn", "gride")
@@ -80,9 +81,13 @@ def log_ratios(X: Any, method: str = "twonn", *, n1: int = 1, outlier_cut: bool 
     :class:`~brainalign.errors.DataQualityWarning`.
     """
     check_choice(method, "method", METHODS)
-    (x,), _ = as_patterns(X, "X", min_items=4)
+    if _torch.is_torch(X):
+        device, dtype = _torch.placement(X)
+        (x,), _ = _torch.as_patterns(X, "X", device, dtype, min_items=4)
+    else:
+        (x,), _ = as_patterns(X, "X", min_items=4)
     lo, hi = (1, 2) if method == "twonn" else (check_k(n1, x.shape[0] // 2, "n1"), 2 * n1)
-    d = neighbour_distances(x, hi)
+    d = _torch.neighbour_distances(x, check_k(hi, x.shape[0])) if _torch.is_torch(x) else neighbour_distances(x, hi)
     with np.errstate(divide="ignore", invalid="ignore"):
         lm = np.log(d[:, hi - 1] / d[:, lo - 1])
     ok = np.isfinite(lm) & ((lm > 0) if method == "gride" else True)
@@ -132,12 +137,19 @@ def intrinsic_dimension(X: Any, method: str = "twonn", *, n1: int = 1, fit: str 
     Returns
     -------
     float
-        The estimated dimension (dimensionless); an (L,) array for a stack.
+        The estimated dimension (dimensionless); an (L,) array for a stack (a tensor
+        of the working dtype on the input's device for torch input, whose
+        neighbour search then runs in torch there; the estimators run on the (n, k)
+        distances in numpy).
     """
-    stack, single = as_patterns(X, "X", min_items=4)
+    if _torch.is_torch(X):
+        device, dtype = _torch.placement(X)
+        stack, single = _torch.as_patterns(X, "X", device, dtype, min_items=4)
+    else:
+        stack, single = as_patterns(X, "X", min_items=4)
     out = np.array([id_from_ratios(log_ratios(x, method, n1=n1, outlier_cut=outlier_cut), method, n1=n1, fit=fit,
                                    discard_fraction=discard_fraction, unbiased=unbiased) for x in stack])
-    return float(out[0]) if single else out
+    return _torch.as_result(out, single, X) if _torch.is_torch(X) else (float(out[0]) if single else out)
 
 
 def intrinsic_dimension_ci(X: Any, method: str = "twonn", *, n_bootstrap: int = 200, level: float = 0.95,

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InputError
+from . import _torch
 from ._checks import as_patterns, check_k, pairwise, same_items
 
 BLOCK_BYTES = 1 << 25  # 32 MiB per similarity block
@@ -231,8 +232,12 @@ def mutual_knn(A: Any, B: Any, k: int = 10):
 
     Returns
     -------
-    float in [0, 1] for two arrays, else an (La, Lb) matrix.
+    float in [0, 1] for two arrays, else an (La, Lb) matrix (a torch tensor on the
+    inputs' device when either is a tensor: the similarity GEMM and
+    :func:`torch.topk` then run there, in float64 for float64 input).
     """
+    if _torch.is_torch(A) or _torch.is_torch(B):
+        return _mutual_knn_torch(A, B, k)
     sa, single_a = as_patterns(A, "A", min_items=3)
     sb, single_b = as_patterns(B, "B", min_items=3)
     n = same_items(sa, sb)
@@ -240,6 +245,21 @@ def mutual_knn(A: Any, B: Any, k: int = 10):
     na, nb = _neighbours(sa, k, "A"), _neighbours(sb, k, "B")
     return pairwise(na, nb, single_a and single_b,
                     lambda i, j: float(_overlap(na[i], nb[j]).mean() / k))
+
+
+def _torch_neighbours(A: Any, B: Any, k: int, min_items: int) -> tuple[list, list, bool, int]:
+    sa, single_a, sb, single_b = _torch.pair_inputs(A, B, min_items)
+    n = same_items(sa, sb)
+    k = check_k(k, n)
+    na = [_torch.knn_indices(_torch.normalize_rows(a, "A"), k) for a in sa]
+    nb = [_torch.knn_indices(_torch.normalize_rows(b, "B"), k) for b in sb]
+    return na, nb, single_a and single_b, k
+
+
+def _mutual_knn_torch(A: Any, B: Any, k: int):
+    na, nb, single, k = _torch_neighbours(A, B, k, 3)
+    dtype = _torch.placement(A, B)[1]
+    return _torch.pairwise(na, nb, single, lambda i, j: _torch.overlap_mean(na[i], nb[j]) / k, dtype)
 
 
 def _cycle(ia: np.ndarray, ib: np.ndarray) -> float:
@@ -254,8 +274,13 @@ def cycle_knn(A: Any, B: Any, k: int = 10):
     """Cycle k-NN (Huh et al. 2024): the fraction of items i for which some
     neighbour j of i in B has i among its own neighbours in A.
 
-    Parameters and returns as :func:`mutual_knn`.
+    Parameters and returns as :func:`mutual_knn` (with tensors, the neighbours are
+    found in torch and the (n, k) index sets compared on the CPU).
     """
+    if _torch.is_torch(A) or _torch.is_torch(B):
+        na, nb, single, k = _torch_neighbours(A, B, k, 3)
+        na, nb = [i.cpu().numpy() for i in na], [i.cpu().numpy() for i in nb]
+        return _torch.as_result(pairwise(na, nb, single, lambda i, j: _cycle(na[i], nb[j])), single, A, B)
     sa, single_a = as_patterns(A, "A", min_items=3)
     sb, single_b = as_patterns(B, "B", min_items=3)
     n = same_items(sa, sb)

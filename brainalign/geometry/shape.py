@@ -26,6 +26,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import InputError
+from . import _torch
+from . import _torch_linalg as tl
 from ._checks import as_patterns, check_choice, check_fraction, pairwise, same_items
 
 KINDS = ("angular", "euclidean")
@@ -91,20 +93,27 @@ def shape_distance(A: Any, B: Any, alpha: float = 1.0, kind: str = "angular", *,
 
     Returns
     -------
-    float for two arrays, else an (La, Lb) matrix.
+    float for two arrays, else an (La, Lb) matrix (with a torch tensor among the
+    inputs: computed in torch on its device, float64 for float64 input, and a
+    stack gives a tensor there).
     """
     check_choice(kind, "kind", KINDS)
     alpha = check_fraction(alpha, "alpha")
-    sa, single_a = as_patterns(A, "A")
-    sb, single_b = as_patterns(B, "B")
+    if _torch.is_torch(A) or _torch.is_torch(B):
+        sa, single_a, sb, single_b = _torch.pair_inputs(A, B, 2)
+        prepare, score, wide = tl.prepare, tl.score, _torch.pairwise
+    else:
+        sa, single_a = as_patterns(A, "A")
+        sb, single_b = as_patterns(B, "B")
+        prepare, score, wide = _prepare, _score, pairwise
     same_items(sa, sb)
     width = max(x.shape[1] for x in sa + sb)
     if alpha == 0 and min(x.shape[1] for x in sa + sb) < width:
         raise InputError("alpha=0 cannot align zero-padded representations of different widths; "
                          "pass alpha > 0")
-    wa = [_prepare(x, width, alpha, eigval_tol) for x in sa]
-    wb = [_prepare(x, width, alpha, eigval_tol) for x in sb]
-    return pairwise(wa, wb, single_a and single_b, lambda i, j: _score(wa[i], wb[j], kind))
+    wa = [prepare(x, width, alpha, eigval_tol) for x in sa]
+    wb = [prepare(x, width, alpha, eigval_tol) for x in sb]
+    return wide(wa, wb, single_a and single_b, lambda i, j: score(wa[i], wb[j], kind))
 
 
 def _folds(n: int, cv: Any) -> list[tuple[np.ndarray, np.ndarray]]:
