@@ -7,16 +7,25 @@ participants were tried and all failed, holding nothing but the failure log; no
 stray temporary files anywhere). The damaged datasets are built in ``tmp_path`` from
 one small simulated dataset per session (``damaged_world`` in conftest.py); one
 activation cache serves every case. A case builder gets (world, tmp) and returns a
-:class:`Case`; :func:`run_cases` runs them as CLI subprocesses a few at a time.
+:class:`Case`; :func:`run_cases` runs them as CLI processes a few at a time.
+
+Each case of :func:`run_cases` is its own process: forked from a ``forkserver`` that
+imported ``brainalign.cli`` and the pipeline (torch included) once, it gets the case's
+environment, folder and argv, writes to its own stdout/stderr files and exits with
+``main``'s exit code, as ``python -m brainalign.cli`` would; what is saved is the
+5 s of imports per call (most of a call). :func:`cli` is the plain subprocess.
 """
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +74,73 @@ def make_world(tmp_path_factory) -> World:
 
 
 # ---------------------------------------------------------------------------- helpers
-def cli(case: Case, world: World) -> subprocess.CompletedProcess:
+def _case_env(case: Case, world: World) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", BRAINALIGN_CACHE=str(world.cache))
     env.update(case.env)
+    return env
+
+
+def cli(case: Case, world: World) -> subprocess.CompletedProcess:
+    """The case as a plain ``python -m brainalign.cli`` subprocess."""
     return subprocess.run([sys.executable, "-m", "brainalign.cli", *map(str, case.argv)], capture_output=True,
-                          text=True, env=env, cwd=case.cwd, timeout=300)
+                          text=True, env=_case_env(case, world), cwd=case.cwd, timeout=300)
+
+
+PRELOAD = ["brainalign.cli", "brainalign.pipeline.study", "brainalign.pipeline.plan"]
+_FORKSERVER = None
+
+
+def _forkserver():
+    """The ``forkserver`` context whose server imported :data:`PRELOAD` (started once per session)."""
+    global _FORKSERVER
+    if _FORKSERVER is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        _FORKSERVER = ctx
+    return _FORKSERVER
+
+
+def _cli_child(argv: list[str], env: dict, cwd: str | None, out: str, err: str) -> None:
+    """In the forked process: the case's environment and folder, fds 1 and 2 to files, ``main(argv)``, exit."""
+    os.environ.clear()
+    os.environ.update(env)
+    if cwd is not None:
+        os.chdir(cwd)
+    for fd, path in ((1, out), (2, err)):
+        f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(f, fd)
+        os.close(f)
+    sys.argv = ["brainalign", *argv]
+    try:
+        from brainalign.cli import main
+
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # what the interpreter does with an exception that escapes
+        traceback.print_exc()
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def cli_forked(case: Case, world: World, tmp: Path) -> subprocess.CompletedProcess:
+    """The case in a process forked from the preloaded server, as :func:`cli` returns it (its stdout and stderr
+    pass through files beside ``tmp``, not in it)."""
+    out, err = tmp.parent / f"{tmp.name}.stdout", tmp.parent / f"{tmp.name}.stderr"
+    argv = list(map(str, case.argv))
+    proc = _forkserver().Process(target=_cli_child, args=(argv, _case_env(case, world),
+                                                          None if case.cwd is None else str(case.cwd), str(out), str(err)))
+    proc.start()
+    proc.join(300)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join()
+        raise TimeoutError(f"brainalign {' '.join(argv)} ran past 300 s")
+    return subprocess.CompletedProcess(["brainalign", *argv], proc.exitcode, out.read_text(errors="replace"),
+                                       err.read_text(errors="replace"))
 
 
 def base_config(world: World, root: Path | None = None) -> dict:
@@ -213,7 +284,7 @@ class Ran:
 
 
 def run_cases(cases: dict[str, Callable], world: World, tmp_path_factory) -> dict[str, Ran]:
-    """Every case built, then run as CLI subprocesses a few at a time (most of a call is importing)."""
+    """Every case built, then run as CLI processes (:func:`cli_forked`) a few at a time."""
     done: dict[str, Ran] = {}
     for name, build in cases.items():
         tmp = tmp_path_factory.mktemp(name)
@@ -225,7 +296,7 @@ def run_cases(cases: dict[str, Callable], world: World, tmp_path_factory) -> dic
         done[name] = Ran(case, tmp, before=snapshot(case.guard) if case.guard is not None else None)
     todo = [r for r in done.values() if r.case is not None]
     with ThreadPoolExecutor(max_workers=3) as pool:
-        for r, res in zip(todo, pool.map(lambda r: cli(r.case, world), todo)):
+        for r, res in zip(todo, pool.map(lambda r: cli_forked(r.case, world, r.tmp), todo)):
             r.res = res
             (r.tmp / "cli.log").write_text(f"{' '.join(map(str, r.case.argv))}\nexit {res.returncode}\n"
                                            f"--- stdout\n{res.stdout}--- stderr\n{res.stderr}")
