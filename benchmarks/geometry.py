@@ -18,8 +18,15 @@ large cases):
 5. tRSA geodesics on 1,000 stimuli, each method: ours against rsatoolbox's
    geodesic_transform (networkx, the authors' twostep semantics) and a plain numpy
    Floyd-Warshall of the same graph.
+6. the torch path on CPU tensors (float64) against our numpy path, same data and
+   sizes as 1-4: mutual k-NN, CKA, shape distance, TwoNN.
+7. the stochastic (Bures) shape distance: the low-rank form against the (N, N)
+   form (Duong et al.'s alternating steps on per-stimulus N x N square roots,
+   written plainly here), 64 units x 8 repeats x 50 stimuli end to end, and per
+   step at 384 units x 8 repeats x 50 stimuli (the full form is hours end to end
+   there), with the low-rank form's end-to-end time.
 
-Usage: python benchmarks/geometry.py [--n-knn 10000] [--p-knn 4096] [--out FILE]
+Usage: python benchmarks/geometry.py [--n-knn 10000] [--p-knn 4096] [--cases knn,cka,...] [--out FILE]
 """
 from __future__ import annotations
 
@@ -193,15 +200,132 @@ def case_geodesic(rows):
         rows.append((f"geodesic {label}, n=1,000", "(absolute time)", np.nan, t_o, "ranks included"))
 
 
+def case_torch(rows, n_knn, p_knn):
+    """Torch on CPU tensors against our numpy path (both float64, same process)."""
+    import torch
+
+    from brainalign.geometry import cka, intrinsic_dimension, mutual_knn, shape_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(n_knn, p_knn))
+    b = 0.5 * a + rng.normal(size=(n_knn, p_knn))
+    c1 = rng.normal(size=(2000, 1024))
+    c2 = np.tanh(c1[:, :512]) + rng.normal(size=(2000, 512))
+    s1 = rng.normal(size=(1000, 512))
+    s2 = s1 @ rng.normal(size=(512, 512)) / 20 + rng.normal(size=(1000, 512))
+    basis, _ = np.linalg.qr(rng.normal(size=(100, 10)))
+    pts = rng.uniform(size=(10000, 10)) @ basis.T
+    t = torch.from_numpy
+    cases = [(f"mutual k-NN, k=10, {n_knn:,} x {p_knn:,}", lambda x, y: mutual_knn(x, y, 10), a, b),
+             ("linear CKA, 2,000 x 1,024 vs 2,000 x 512", lambda x, y: cka(x, y), c1, c2),
+             ("linear CKA debiased, same", lambda x, y: cka(x, y, debiased=True), c1, c2),
+             ("RBF CKA, same", lambda x, y: cka(x, y, "rbf"), c1, c2),
+             ("shape distance alpha=1, 1,000 x 512", lambda x, y: shape_distance(x, y), s1, s2),
+             ("shape distance alpha=0.5, same", lambda x, y: shape_distance(x, y, 0.5), s1, s2),
+             ("ID TwoNN, 10,000 x 100", lambda x, y: intrinsic_dimension(x), pts, pts)]
+    for label, fn, x, y in cases:
+        t_n, ref = timed(lambda: fn(x, y))
+        t_t, got = timed(lambda: fn(t(x), t(y)))
+        rows.append((f"torch CPU float64: {label}", "our numpy path", t_n, t_t, f"|diff| {abs(ref - got):.1e}"))
+
+
+def full_bures(x, y, n_init=0, max_iter=500, tol=1e-12, steps=None):
+    """Duong et al.'s alternating method on per-stimulus (N, N) square roots (the form before the
+    low-rank one); ``steps`` limits it to that many steps of one start (for timing a step)."""
+    def polar(m):
+        u, _, vt = np.linalg.svd(m)
+        return u @ vt
+
+    def sqrt_psd(c):
+        w, v = np.linalg.eigh(c)
+        w = np.where(w > w.max(axis=1, keepdims=True) * c.shape[1] * 1e-15, w, 0.0)
+        return np.einsum("mij,mj,mkj->mik", v, np.sqrt(w), v)
+
+    mx, my = x.mean(1) - x.mean((0, 1)), y.mean(1) - y.mean((0, 1))
+    dx, dy = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+    cx = np.einsum("mri,mrj->mij", dx, dx) / x.shape[1]
+    cy = np.einsum("mri,mrj->mij", dy, dy) / y.shape[1]
+    sx, sy = sqrt_psd(cx), sqrt_psd(cy)
+    gain = lambda t: np.sum(mx * (my @ t)) + sum(np.linalg.svd(a @ t.T @ b, compute_uv=False).sum()  # noqa: E731
+                                                 for a, b in zip(sx, sy))
+    n = x.shape[2]
+    rng = np.random.default_rng(0)
+    starts = [polar(my.T @ mx), polar(np.einsum("mij,mjk->ik", sy, sx)), np.eye(n)]
+    starts += [polar(rng.normal(size=(n, n))) for _ in range(n_init)]
+    best = -np.inf
+    for t in starts[:1] if steps else starts:
+        g = gain(t)
+        for _ in range(steps or max_iter):
+            u = np.stack([polar(a @ t.T @ b) for a, b in zip(sx, sy)])
+            t_new = polar(my.T @ mx + np.einsum("mij,mkj,mkl->il", sy, u, sx))
+            g_new = gain(t_new)
+            if g_new < g and not steps:
+                break
+            t, g, done = t_new, g_new, g_new - g <= tol * max(abs(g_new), 1.0)
+            if done and not steps:
+                break
+        best = max(best, g)
+    total = np.sum(mx ** 2) + np.sum(my ** 2) + np.trace(cx, axis1=1, axis2=2).sum() + np.trace(cy, axis1=1, axis2=2).sum()
+    return float(np.sqrt(max(total - 2 * best, 0.0) / len(x)))
+
+
+def case_bures(rows):
+    from brainalign.geometry import _bures
+    from brainalign.geometry import stochastic_shape_distance as ssd
+
+    rng = np.random.default_rng(5)
+
+    def pair(n):
+        x = rng.normal(size=(50, 1, n)) + 0.3 * rng.normal(size=(50, 8, n))
+        q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        return x, x @ q + 0.2 * rng.normal(size=(50, 8, n))
+
+    x, y = pair(64)
+    t_f, ref = timed(lambda: full_bures(x, y))
+    t_o, ours = timed(lambda: ssd(x, y, n_init=0))
+    rows.append(("Bures stochastic shape distance, 50 stimuli x 8 repeats x 64 units (3 starts)",
+                 "(N, N) square-root form", t_f, t_o, f"|diff| {abs(ref - ours):.1e}"))
+    x, y = pair(384)
+    t_f, _ = timed(lambda: full_bures(x, y, steps=2))
+    mx, fx, _, _ = _bures_moments(x)
+    my, fy, _, _ = _bures_moments(y)
+    mm = my.T @ mx
+    t_l, _ = timed(lambda: _bures.ascend(mm, fx, fy, _bures.polar(mm), 1.0, 1.0, 2, 0.0))
+    rows.append(("Bures, 50 x 8 x 384: two alternating steps (one start)", "(N, N) square-root form", t_f, t_l,
+                 "per step: M SVDs of 384 x 384 against M SVDs of 7 x 7 and one 384 x 384"))
+    calls = []
+    orig = _bures.fidelity
+    _bures.fidelity = lambda *a: (calls.append(1), orig(*a))[1]
+    t_o, ours = timed(lambda: ssd(x, y))
+    _bures.fidelity = orig
+    rows.append(("Bures, 50 x 8 x 384, end to end (6 starts, the defaults)", "(absolute time)", np.nan, t_o,
+                 f"{len(calls)} objective evaluations; d = {ours:.4f}"))
+
+
+def _bures_moments(x):
+    from brainalign.geometry.stochastic import _moments
+
+    return _moments(x, x.shape[2])
+
+
+CASES = ("knn", "cka", "shape", "id", "geodesic", "torch", "bures")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-knn", type=int, default=10000)
     ap.add_argument("--p-knn", type=int, default=4096)
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    run = {"knn": lambda r: case_knn(r, args.n_knn, args.p_knn), "cka": case_cka, "shape": case_shape,
+           "id": case_id, "geodesic": case_geodesic, "torch": lambda r: case_torch(r, args.n_knn, args.p_knn),
+           "bures": case_bures}
     rows = []
-    for case in (lambda r: case_knn(r, args.n_knn, args.p_knn), case_cka, case_shape, case_id, case_geodesic):
-        case(rows)
+    for name in args.cases.split(","):
+        if name not in run:
+            raise SystemExit(f"--cases: {name!r} is not one of {', '.join(CASES)}")
+        run[name](rows)
         print(rows[-1], flush=True)
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}.", "",
              "| case | baseline | baseline (s) | ours (s) | ratio | notes |", "|---|---|---|---|---|---|"]

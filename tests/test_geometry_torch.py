@@ -132,3 +132,17 @@ def test_errors_name_the_argument_as_the_numpy_path_does():
         shape_distance(_t(a[0][0]), _t(b[0]))
     with pytest.raises(InputError, match="k=200 is outside"):
         mutual_knn(_t(a[0]), _t(b[0]), 200)
+
+
+def test_knn_indices_of_a_tensor():
+    from brainalign.geometry import knn_indices
+
+    x = np.random.default_rng(10).normal(size=(200, 12))
+    idx, val = knn_indices(_t(x), 6, return_values=True)
+    ref, rval = knn_indices(x, 6, return_values=True)
+    assert isinstance(idx, torch.Tensor)
+    np.testing.assert_array_equal(np.sort(idx.numpy(), 1), np.sort(ref, 1))
+    np.testing.assert_allclose(np.sort(val.numpy(), 1), np.sort(rval, 1), atol=1e-12)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    keep = knn_indices(_t(unit), 3, exclude_self=False)
+    assert (keep == torch.arange(200)[:, None]).any(dim=1).all()  # a unit row is its own nearest

@@ -1,7 +1,11 @@
 """brainalign.geometry: representational geometry kernels (arrays in, arrays out).
 
-Comparisons of two representations of the same items (rows), float64, each
-returning a float for two (items, features) arrays and a matrix for stacks:
+Comparisons of two representations of the same items (rows), each returning a
+float for two (items, features) arrays and a matrix for stacks. numpy input is
+computed in float64; torch tensors (CPU or CUDA) are computed in torch on their
+device (float64 for float64 input) by :func:`mutual_knn`, :func:`cycle_knn`,
+:func:`cka`, :func:`shape_distance` and :func:`intrinsic_dimension`, a stack then
+giving a tensor (the other kernels take tensors through numpy):
 
 - :func:`mutual_knn`, :func:`cycle_knn`, :func:`cknna` — nearest-neighbour
   alignment (Huh et al. 2024), exact neighbours from a blocked similarity GEMM.

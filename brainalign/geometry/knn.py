@@ -185,7 +185,15 @@ def knn_indices(x: Any, k: int, *, exclude_self: bool = True, block: int | None 
         similarities (to about 1e-13) the choice is arbitrary.
     values : ndarray, shape (n, k)
         Only with ``return_values``.
+
+    A torch tensor ``x`` is searched in torch on its device, in its dtype, and gives
+    torch tensors.
     """
+    if _torch.is_torch(x):  # row blocks + torch.topk on the tensor's device; torch indices
+        t = x.detach()
+        k = check_k(k, t.shape[0] + (0 if exclude_self else 1))
+        idx = _torch.knn_indices(t, k, exclude_self)
+        return (idx, (t[:, None, :] * t[idx]).sum(dim=-1)) if return_values else idx
     x = np.asarray(x, dtype=np.float64)
     n, p = x.shape
     k = check_k(k, n + (0 if exclude_self else 1))
