@@ -79,6 +79,7 @@ def test_the_group_step_writes_the_profile_and_the_group_test(study):
     np.testing.assert_allclose(got.loc[want.index].to_numpy(), want.to_numpy(), rtol=1e-6)
     assert (prof["ci_low"] <= prof["mean"] + 1e-12).all() and (prof["mean"] <= prof["ci_high"] + 1e-12).all()
     assert set(prof["var"]) == {"r", "r_norm"}  # three participants: the default ceiling is loo_isc
+    assert side["Ceilings"] == {s: "loo_isc" for s in ("01", "02", "03")}
     layer = _best_layer(out)
     logp, tside = group_inference.read_test(out, "story", "MiniLM", layer)
     assert tside["NPermutations"] == min(group_inference.GROUP_PERMUTATIONS, 2 ** 3) and tside["Seed"] == SEED
@@ -108,6 +109,7 @@ def test_report_renders_from_the_written_files_alone(study, tmp_path):
     html = path.read_text()
     assert {"group-test", "group-profile", "group-ceiling"} <= kinds(html)
     assert f"{N_BOOT} draws, seed {SEED}" in html and "computed by the group step" in html
+    assert "r / noise ceiling (loo_isc)" in html
     # the numbers drawn are the file's: change a p_best and see it in the caption
     prof_path = group_inference.profile_path(copy, "story", "MiniLM")
     prof = pd.read_csv(prof_path, sep="\t")

@@ -168,7 +168,8 @@ def write_inference(out_dir, dsets, table: pd.DataFrame, task: str, model: str, 
         "Description": "group layer profile: each participant's mean over targets per layer, participants resampled",
         "Columns": list(PROFILE_COLUMNS), "NParticipants": len(dsets), "NBootstrap": int(opts["n_boot"]),
         "Seed": int(opts["seed"]), "CI": float(opts["ci"]), "CredibleLevel": LEVEL, "Q": float(q),
-        "Participants": [str(d.attrs.get("subject")) for d in dsets]}))
+        "Participants": [str(d.attrs.get("subject")) for d in dsets],
+        "Ceilings": {str(d.attrs.get("subject")): str(d.attrs.get("ceiling_kind", "not recorded")) for d in dsets}}))
     layer = best_group_layer(table, model)
     res = group_test(dsets, layer, opts["seed"]) if test and layer is not None else None
     if res is not None:

@@ -81,11 +81,12 @@ def group_curve(out_dir, task: str, model: str, enc: pd.DataFrame) -> list[str]:
                          + (" With fewer than 5 participants the bootstrap over participants is coarse."
                             if n < 5 else "")), "group-profile"),
             para("Group answer: " + "; ".join(parts) + ".", "answer")]
-    body += _ceiling_curve(prof[prof["var"] == "r_norm"], n, ci)
+    kinds = sorted(set((side.get("Ceilings") or {}).values()))
+    body += _ceiling_curve(prof[prof["var"] == "r_norm"], n, ci, ", ".join(kinds))
     return body
 
 
-def _ceiling_curve(rows: pd.DataFrame, n: int, ci: float) -> list[str]:
+def _ceiling_curve(rows: pd.DataFrame, n: int, ci: float, kinds: str) -> list[str]:
     """The group's ceiling-normalised profile (written r / ceiling curve), when every participant has a ceiling."""
     if not len(rows):
         return [para("No group ceiling-normalised profile: not every participant has a noise ceiling "
@@ -98,7 +99,8 @@ def _ceiling_curve(rows: pd.DataFrame, n: int, ci: float) -> list[str]:
     ax.set_xticks(rows["layer"].to_numpy(dtype=float))
     ax.set_ylabel("mean r / ceiling")
     return [figure(fig, (f"Group ceiling-normalised layer profile over {n} participants: each participant's mean "
-                         "r / noise ceiling over its targets with a positive ceiling, averaged over participants, "
+                         f"r / noise ceiling ({kinds or 'kind not recorded'}) over its targets with a positive "
+                         "ceiling, averaged over participants, "
                          f"{int(round(100 * ci))}% bootstrap interval (participants resampled)."), "group-ceiling")]
 
 
