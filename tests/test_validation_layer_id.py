@@ -303,3 +303,16 @@ def test_family_study_tiny_case(tmp_path):
     assert (argmax["in_set"] == [str(p) in s.split(",") for p, s in zip(argmax["planted"], argmax["credible_set"].astype(str))]).all()
     md = (tmp_path / "accuracy.md").read_text()
     assert "Per family at SNR 1.0" in md and "Credible-set coverage" in md
+
+
+def test_markdown_with_an_analysis_at_one_snr_only():
+    """Regression: an analysis run at the highest SNR only (the banded ridge) left a KeyError in the tables."""
+    from brainalign.validation.layer_id_tables import accuracy_table, family_markdown, pooled_markdown
+
+    t = pd.concat([_trials([0, 1], [0, 1], snr=0.25), _trials([0, 1], [0, 2]),
+                   _trials([0, 1], [1, 1], alignment="fir4_banded")], ignore_index=True)
+    acc = accuracy_table(t)
+    md = pooled_markdown(acc)
+    banded = [l for l in md.splitlines() if l.startswith("| fir4_banded")]
+    assert len(banded) == 1 and "| 0.50 [" in banded[0] and "| 1.00 [" in md
+    assert "fir4_banded" in family_markdown(acc, "1.0")
