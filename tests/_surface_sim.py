@@ -18,9 +18,19 @@ from nibabel.cifti2 import cifti2_axes
 from brainalign.align import fmri_design
 from brainalign.data import make_recording
 from brainalign.encoders import HFEncoder
-from brainalign.pipeline.simulate import _projection, _z, story_words, word_timing
+from brainalign.pipeline.sim_readout import projection
+from brainalign.pipeline.simulate import story_words, word_timing
 
 N_FS5 = 10242
+
+
+def _zscore(a: np.ndarray) -> np.ndarray:
+    """Columns to mean 0, s.d. 1 (constant columns left at 0)."""
+    a = a - a.mean(0)
+    sd = a.std(0)
+    return a / np.where(sd == 0, 1.0, sd)
+
+
 MOTION = [f"{k}_{a}" for k in ("trans", "rot") for a in "xyz"]
 
 
@@ -36,7 +46,7 @@ def planted_signal(n_targets: int, planted: dict, *, n_runs: int, n_vol: int, tr
     for layer, idx in planted.items():
         X = np.asarray(fmri_design(np.asarray(acts.sel(layer=layer).values, dtype=float), stim, template,
                                    method="hrf", delays=(0,)), dtype=float)
-        signal[:, idx] = _z(_projection(X, 4, len(idx), np.random.default_rng(seed * 7919 + layer)))
+        signal[:, idx] = _zscore(projection(X, 4, len(idx), np.random.default_rng(seed * 7919 + layer)))
     rng = np.random.default_rng(seed + 1)
     return stim, 100.0 + 5.0 * (snr * signal + rng.standard_normal(signal.shape))
 
