@@ -9,6 +9,7 @@ and database. A server that does not come up raises with its stderr.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,7 +109,7 @@ class Server:
 
 def start_server(tmp_path: Path, *, database_url: str | None = None, data_roots: Sequence[Path] = (REPO / "data",),
                  model_roots: Sequence[Path] = (), extra_args: Sequence[str] = (), workers: int | None = 1,
-                 state_dir: Path | None = None) -> Server:
+                 state_dir: Path | None = None, seed_cache: Path | None = None) -> Server:
     """Start ``brainalign serve`` on a free loopback port and wait for ``/api/v1/health``.
 
     Parameters
@@ -123,6 +124,11 @@ def start_server(tmp_path: Path, *, database_url: str | None = None, data_roots:
         More ``serve`` arguments.
     workers : int, optional
         ``--workers`` (one by default: the test machines have 2 cores); None leaves the default.
+    seed_cache : path, optional
+        An activation cache folder (``BRAINALIGN_CACHE`` layout) whose entries and model
+        fingerprints are copied into the server's ``<state>/cache`` before it starts (its use
+        counts are not), so that the server's jobs find the packaged model's activations of the
+        demo story instead of computing them again (what a server that ran the demo before has).
 
     Raises
     ------
@@ -134,7 +140,19 @@ def start_server(tmp_path: Path, *, database_url: str | None = None, data_roots:
     argv = [a for r in data_roots for a in ("--data-root", str(r))]
     argv += [a for r in model_roots for a in ("--model-root", str(r))]
     argv += (["--workers", str(workers)] if workers is not None else []) + list(extra_args)
+    if seed_cache is not None:
+        seed_activation_cache(Path(seed_cache), state / "cache")
     return _launch(argv, state, database_url, tmp_path)
+
+
+def seed_activation_cache(source: Path, cache: Path) -> None:
+    """Copy the entries (and model fingerprints) of the activation cache ``source`` into ``cache``; not its
+    use counts (``stats/``). Raises if ``source`` holds no entry (a seed that seeds nothing)."""
+    entries = [p for p in source.iterdir() if p.is_dir() and p.name != "stats"] if source.is_dir() else []
+    if not any(any(p.rglob("meta.json")) for p in entries):
+        raise RuntimeError(f"no activation cache entry under {source} to seed a server with")
+    for p in entries:
+        shutil.copytree(p, cache / p.name, dirs_exist_ok=True)
 
 
 def _launch(argv: list[str], state: Path, database_url: str | None, log_dir: Path) -> Server:

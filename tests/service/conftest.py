@@ -121,3 +121,11 @@ def cli_reference(tmp_path_factory) -> Path:
                          text=True, env=env, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     return base / "out"
+
+
+@pytest.fixture(scope="session")
+def demo_cache(cli_reference) -> Path:
+    """The activation cache :func:`cli_reference` filled (the packaged MiniLM on the demo story): the seed of
+    the servers whose tests are not about computing activations (``start_server(seed_cache=...)``), so each
+    of them does not run the model over the story again. The API servers start cold (they check the misses)."""
+    return cli_reference.parent / "cache"

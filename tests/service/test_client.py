@@ -22,8 +22,8 @@ from brainalign.pipeline.result import AlignmentResult
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("client"))
+def srv(tmp_path_factory, demo_cache):
+    server = start_server(tmp_path_factory.mktemp("client"), seed_cache=demo_cache)
     try:
         yield server
     finally:

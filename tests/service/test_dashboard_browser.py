@@ -53,9 +53,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
+def srv(tmp_path_factory, demo_cache):
     _need_browser()
-    server = start_server(tmp_path_factory.mktemp("browser"))
+    server = start_server(tmp_path_factory.mktemp("browser"), seed_cache=demo_cache)
     try:
         yield server
     finally:

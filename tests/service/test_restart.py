@@ -34,8 +34,8 @@ def _kill_after_first_participant(srv, token: str) -> tuple[str, dict]:
     return jid, job
 
 
-def test_kill_9_during_a_job_then_restart_finishes_byte_identical(tmp_path, own_database_url, cli_reference):
-    srv = start_server(tmp_path, database_url=own_database_url)
+def test_kill_9_during_a_job_then_restart_finishes_byte_identical(tmp_path, own_database_url, cli_reference, demo_cache):
+    srv = start_server(tmp_path, database_url=own_database_url, seed_cache=demo_cache)
     try:
         token = srv.token("dave")
         jid, at_kill = _kill_after_first_participant(srv, token)
