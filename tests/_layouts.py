@@ -128,10 +128,11 @@ def to_fmriprep(root: Path, truth: dict, sub: str = "01", ses: str | None = None
 
 
 def fast_config(path: Path, *, extra: dict | None = None) -> Path:
-    """A BIDS-App ``--config``: MiniLM layers 0 and 1, encoding, 2 folds, small alpha grid, no report."""
+    """A BIDS-App ``--config``: MiniLM layers 0 and 1, encoding, 2 folds, small alpha grid, no shift-null
+    permutations (no layout test reads a p), no report."""
     cfg = {"models": [{"label": "MiniLM", "path": "packaged:minilm", "layers": [0, 1], "context_words": 20}],
            "scoring": {"methods": ["encoding"], "inner_cv": 2, "alphas": [1.0, 100.0, 10000.0],
-                       "cv": {"n_folds": 2}},
+                       "cv": {"n_folds": 2}, "permutations": 0},
            "statistics": {"n_bootstrap": 10, "group_test": "none"},
            "outputs": {"report": False}}
     for k, v in (extra or {}).items():

@@ -38,7 +38,8 @@ def fast_cfg(tmp_path_factory):
     p.write_text("data: {source: {kind: bids, root: .}}\n"
                  "models: [{label: MiniLM, path: 'packaged:minilm', layers: [1, 3, 5], context_words: 20}]\n"
                  "alignment: {trim: [3, 3]}\n"
-                 "scoring: {methods: [encoding, rsa], inner_cv: 3, alphas: [10.0, 100.0, 1000.0, 10000.0, 100000.0]}\n"
+                 "scoring: {methods: [encoding, rsa], inner_cv: 3, alphas: [10.0, 100.0, 1000.0, 10000.0, 100000.0],"
+                 " permutations: 20}\n"  # the shift null runs (and must agree under Dask), 20 shifts not 200
                  "statistics: {n_bootstrap: 100}\n")
     return p
 
