@@ -30,7 +30,12 @@ METHODS = ("lanczos", "hrf", "word", "epochs")
 #: Methods whose samples are the recording's frames (trim applies, folds by time).
 FRAME_METHODS = ("lanczos", "hrf")
 #: The method ``alignment="auto"`` picks per modality (any other modality: ``epochs``).
-AUTO_METHOD = {"fmri": "lanczos", "erp": "word"}
+#: fMRI gets the SPM HRF with no extra delay: across generator families it named the
+#: planted layer most often and without a depth lean (docs/validation.md, section 3b).
+AUTO_METHOD = {"fmri": "hrf", "erp": "word"}
+#: FIR delays (samples) a frame method gets when none are given: the HRF already
+#: carries the lag, Lanczos-resampled features need the delays to model it.
+DEFAULT_DELAYS = {"hrf": (0,), "lanczos": (1, 2, 3, 4)}
 
 
 def default_method(modality: str) -> str:
@@ -45,6 +50,13 @@ def resolve_method(method: str, modality: str) -> str:
     if method not in METHODS:
         raise InputError(f"alignment method {method!r} is not one of auto, {', '.join(METHODS)}")
     return method
+
+
+def resolve_delays(delays: Sequence[int] | None, method: str) -> tuple[int, ...]:
+    """``delays`` as a tuple, or the method's default (:data:`DEFAULT_DELAYS`) for ``None``."""
+    if delays is None:
+        return DEFAULT_DELAYS.get(method, ())
+    return tuple(int(d) for d in delays)
 
 
 def zscore_columns(a: np.ndarray) -> np.ndarray:
@@ -116,16 +128,17 @@ def sample_mask(Y: np.ndarray, runs: np.ndarray, method: str, trim: tuple[int, i
     return keep & np.all(np.isfinite(Y), axis=1)
 
 
-def layer_design(features: np.ndarray, stimulus, recording, method: str, *, delays: Sequence[int],
+def layer_design(features: np.ndarray, stimulus, recording, method: str, *, delays: Sequence[int] | None = None,
                  window: int = 3, zscore: bool = True) -> np.ndarray:
     """Word features of one layer (n_words, p) -> design X (n_samples, p'), float64.
 
     Frame methods: :func:`~brainalign.align.fmri_design` (z-scored within runs when
-    ``zscore``, then FIR ``delays``, p' = p * len(delays)); word methods: the
+    ``zscore``, then FIR ``delays``, p' = p * len(delays); ``None``: the method's
+    :data:`DEFAULT_DELAYS`); word methods: the
     features themselves, column z-scored when ``zscore`` (NaN -> 0 either way).
     """
     if method in FRAME_METHODS:
-        kw = {"method": method, "delays": tuple(delays), "zscore": zscore}
+        kw = {"method": method, "delays": resolve_delays(delays, method), "zscore": zscore}
         if method == "lanczos":
             kw["window"] = window
         return np.asarray(fmri_design(features, stimulus, recording, **kw), dtype=np.float64)
@@ -149,5 +162,5 @@ def baseline_design(baseline, runs: np.ndarray, delays: Sequence[int] | None = N
     return zscore_columns(B)
 
 
-__all__ = ["AUTO_METHOD", "FRAME_METHODS", "METHODS", "baseline_design", "default_method", "layer_design",
-           "neural_samples", "resolve_method", "sample_mask", "zscore_columns"]
+__all__ = ["AUTO_METHOD", "DEFAULT_DELAYS", "FRAME_METHODS", "METHODS", "baseline_design", "default_method", "layer_design",
+           "neural_samples", "resolve_delays", "resolve_method", "sample_mask", "zscore_columns"]

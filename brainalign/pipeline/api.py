@@ -58,7 +58,7 @@ def score_chunk(
     *,
     methods: Sequence[str] = ("encoding", "rsa"),
     alignment: str = "auto",
-    delays: Sequence[int] = (1, 2, 3, 4),
+    delays: Sequence[int] | None = None,
     window: int = 3,
     trim: tuple[int, int] = (0, 0),
     tmin: float = 0.2,
@@ -84,7 +84,7 @@ def score_chunk(
     and :class:`~.specs.ScoreSpec`; the recording is prepared once
     (:func:`.prepare.prepare`) and scored (:func:`.scoring.score_prepared`).
     """
-    align = AlignSpec(method=alignment, delays=tuple(delays), window=window, trim=tuple(trim), tmin=tmin, tmax=tmax)
+    align = AlignSpec(method=alignment, delays=None if delays is None else tuple(delays), window=window, trim=tuple(trim), tmin=tmin, tmax=tmax)
     cvs = CVSpec(kind=cv, n_folds=n_folds, column=cv_column, inner_cv=inner_cv)
     spec = ScoreSpec(methods=tuple(methods), alphas=tuple(alphas) if alphas is not None else DEFAULT_ALPHAS,
                      baseline_penalty=baseline_penalty, cv=cvs, rsa=RSASpec(**dict(rsa_options or {})),

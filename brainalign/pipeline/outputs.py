@@ -326,6 +326,7 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
         "Settings": json.loads(ds.attrs.get("settings", "{}")),
         "Versions": json.loads(ds.attrs.get("versions", "{}")),
         "Alignment": ds.attrs.get("alignment"),
+        "AlignmentDelays": json.loads(ds.attrs.get("alignment_delays", "null")),  # samples; [] for word methods
         "Modality": modality,
         "NSamples": ds.attrs.get("n_samples"),
         "Warnings": json.loads(ds.attrs.get("warnings", "[]")),

@@ -47,8 +47,12 @@ PROFILE_PANELS: list[tuple[str, Callable]] = [
 MAX_BARS = 150
 
 #: Depth-bias caveat printed next to the answer (docs/validation.md, issue 14).
-DEPTH_NOTE = ("Arg-max layer identification can lean deeper when the analysis' response model or context window "
-              "differs from the data's; read the credible set, not only the best layer (docs/validation.md).")
+DEPTH_NOTE = ("Arg-max layer identification leans deeper when the analysis' context window or response model "
+              "differs from the data's: on simulations with the default HRF alignment, a 32-word window against "
+              "10-20-word generators erred deeper 80 times and shallower 51, and its 90% credible set held the planted "
+              "layer in 0.84 of regions at the lowest SNR (0.92 with the generator's window). The brain's own window and response are unknown: read the "
+              "credible set, not only the best layer, and compare context windows by held-out r (docs/validation.md, "
+              "section 3b).")
 
 
 # ------------------------------------------------------------- public plot API

@@ -259,7 +259,8 @@ class ModelConfig(_Strict):
 # ------------------------------------------------------------------------ alignment
 class AlignmentConfig(_Strict):
     method: Literal[C.ALIGNMENT] = "auto"
-    delays: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], description="FIR delays in samples (TRs)")
+    delays: Optional[list[int]] = Field(
+        None, description="FIR delays in samples (TRs); default: [0] for hrf (the HRF carries the lag), [1, 2, 3, 4] for lanczos")
     window: int = Field(3, ge=1, description="Lanczos window (lobes)")
     trim: tuple[int, int] = Field((0, 0), description="samples dropped at the start and end of every run")
     zscore: bool = Field(True, description="z-score each design column (within runs for lanczos/hrf)")
@@ -270,8 +271,8 @@ class AlignmentConfig(_Strict):
     def _check(self):
         if self.tmax <= self.tmin:
             raise ValueError(f"tmax ({self.tmax}) must be > tmin ({self.tmin})")
-        if any(d < 0 for d in self.delays):
-            raise ValueError("delays are >= 0")
+        if self.delays is not None and (not self.delays or any(d < 0 for d in self.delays)):
+            raise ValueError("delays are a non-empty list of samples >= 0 (or leave alignment.delays out)")
         if min(self.trim) < 0:
             raise ValueError("trim values are >= 0")
         return self

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .. import rsa
+from ..align.design import FRAME_METHODS, resolve_delays
 from ..encoding import BandedRidgeCV, cross_validated_scores, folds_to_splits, pearson_r
 from . import geometry_scores, gt_band
 from .prepare import Prepared
@@ -177,7 +178,8 @@ def score_prepared(P: Prepared, activations: xr.DataArray, spec: ScoreSpec, *, w
         coords["region"] = list(P.regions)
         data["rsa"] = (("layer", "region"), np.stack(rsa_vals))
     ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(alignment=P.method, modality=P.modality, n_samples=P.n_samples, warnings=json.dumps(warns),
+    delays = list(resolve_delays(P.align.delays, P.method)) if P.method in FRAME_METHODS else []
+    ds.attrs.update(alignment=P.method, alignment_delays=json.dumps(delays), modality=P.modality, n_samples=P.n_samples, warnings=json.dumps(warns),
                     uncertainty_seed=int(spec.seed))
     if pvals:
         ds.attrs.update(n_permutations=int(spec.permutations), permutation_seed=int(spec.seed))

@@ -118,12 +118,12 @@ class AlignSpec:
     """How word features reach the neural clock.
 
     ``method`` is "auto" or one of :data:`brainalign.align.METHODS`; ``delays`` FIR
-    delays (samples); ``trim`` samples dropped at each run's start and end;
+    delays (samples; ``None``: the method's default, :data:`brainalign.align.DEFAULT_DELAYS`); ``trim`` samples dropped at each run's start and end;
     ``tmin``/``tmax`` the epoch window (s).
     """
 
     method: str = "auto"
-    delays: tuple[int, ...] = (1, 2, 3, 4)
+    delays: Optional[tuple[int, ...]] = None  # None: the method's default (brainalign.align.DEFAULT_DELAYS)
     window: int = 3
     trim: tuple[int, int] = (0, 0)
     zscore: bool = True
@@ -283,7 +283,7 @@ def specs_from_config(cfg) -> StudySpecs:
                                   standardize=pp.standardize, confounds=pp.confounds),
         baseline=None if b is None else BaselineSpec(label=b.label, columns=_tuple(b.columns), delays=_tuple(b.delays)),
         models=tuple(model_spec(m) for m in cfg.models),
-        align=AlignSpec(method=al.method, delays=tuple(al.delays), window=al.window, trim=tuple(al.trim),
+        align=AlignSpec(method=al.method, delays=_tuple(al.delays), window=al.window, trim=tuple(al.trim),
                         zscore=al.zscore, tmin=al.tmin, tmax=al.tmax),
         score=ScoreSpec(methods=tuple(sc.methods), alphas=tuple(float(a) for a in sc.alphas),
                         baseline_penalty=sc.baseline_penalty, layer_selection=sc.layer_selection, seed=sc.seed,
