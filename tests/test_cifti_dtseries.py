@@ -42,7 +42,8 @@ def cifti(tmp_path_factory, cache):
     cfg.write_text("data: {source: {kind: bids, root: ., task: story, space: fsLR}}\n"
                    "models: [{label: MiniLM, path: 'packaged:minilm', layers: [1, 5], context_words: 20}]\n"
                    "alignment: {trim: [3, 3]}\n"
-                   "scoring: {methods: [encoding], inner_cv: 3, alphas: [10.0, 100.0, 1000.0, 10000.0, 100000.0]}\n")
+                   "scoring: {methods: [encoding], inner_cv: 3, alphas: [10.0, 100.0, 1000.0, 10000.0, 100000.0],"
+                   " permutations: 0}\n")  # no p is read here: no shift null
     out = tmp_path_factory.mktemp("cifti_out") / "out"
     flag = "--space" in cli(".", ".", "participant", "--help", cache=cache).stdout
     res = cli(root, out, "participant", "--config", cfg, *(["--space", "fsLR"] if flag else []), "--quiet", cache=cache)

@@ -34,7 +34,8 @@ def _config(study, tmp_path, **source):
                                "words": "transcripts/run{run}.TextGrid", "task": "story", "mask": "mask.nii.gz",
                                **source}},
            "models": [{"label": "MiniLM", "path": "packaged:minilm", "layers": [0, 1], "context_words": 20}],
-           "scoring": {"methods": ["encoding"], "inner_cv": 2, "alphas": [1.0, 100.0, 10000.0], "cv": {"n_folds": 2}},
+           "scoring": {"methods": ["encoding"], "inner_cv": 2, "alphas": [1.0, 100.0, 10000.0], "cv": {"n_folds": 2},
+                       "permutations": 0},  # no p is read here: no shift null
            "statistics": {"n_bootstrap": 10, "group_test": "none"}, "outputs": {"report": False}}
     cfg["data"]["source"]["mask"] = str(study / "mask.nii.gz")
     path = tmp_path / "study.yaml"

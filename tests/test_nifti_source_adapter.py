@@ -63,7 +63,8 @@ def _config(tmp_path, sim, truth, adapter, **extra):
            "options": {"mask": str(sim / truth["mask"])}, **extra}
     cfg = {"data": {"source": src},
            "models": [{"label": "MiniLM", "path": "packaged:minilm", "layers": [0, 1], "context_words": 20}],
-           "scoring": {"methods": ["encoding"], "inner_cv": 2, "alphas": [1.0, 100.0, 10000.0], "cv": {"n_folds": 2}},
+           "scoring": {"methods": ["encoding"], "inner_cv": 2, "alphas": [1.0, 100.0, 10000.0], "cv": {"n_folds": 2},
+                       "permutations": 0},  # no p is read here: no shift null
            "statistics": {"n_bootstrap": 10, "group_test": "none"}, "outputs": {"report": False}}
     path = tmp_path / f"adapter-{len(list(tmp_path.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg))

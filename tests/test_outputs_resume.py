@@ -33,7 +33,8 @@ def _cfg(root, mask, cache, model="packaged:minilm"):
     return validate_config({
         "data": {"source": {"kind": "bids", "root": str(root), "mask": str(mask)}},
         "models": [{"label": "MiniLM", "path": str(model), "layers": [1, 3], "context_words": 20}],
-        "alignment": {"trim": [3, 3]}, "scoring": {"methods": ["encoding"], "inner_cv": 3, "alphas": [10.0, 1000.0, 100000.0]},
+        "alignment": {"trim": [3, 3]}, "scoring": {"methods": ["encoding"], "inner_cv": 3, "alphas": [10.0, 1000.0, 100000.0],
+                                                 "permutations": 0},  # no p is read here
         "execution": {"cache_dir": str(cache)}, "outputs": {"report": False}})
 
 

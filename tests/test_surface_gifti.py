@@ -52,7 +52,8 @@ def surf(tmp_path_factory, cache):
     cfg.write_text("data: {source: {kind: bids, root: ., task: story, space: fsaverage5}}\n"
                    "models: [{label: MiniLM, path: 'packaged:minilm', layers: [1, 5], context_words: 20}]\n"
                    "alignment: {trim: [3, 3]}\n"
-                   "scoring: {methods: [encoding], inner_cv: 3, alphas: [10.0, 100.0, 1000.0, 10000.0, 100000.0]}\n"
+                   "scoring: {methods: [encoding], inner_cv: 3, alphas: [10.0, 100.0, 1000.0, 10000.0, 100000.0],"
+                   " permutations: 0}\n"  # no p is read here: no shift null over 20484 vertices
                    "statistics: {n_bootstrap: 50}\n")
     out = tmp_path_factory.mktemp("gifti_out") / "out"
     res = cli(root, out, "participant", "--config", cfg, *space_args("fsaverage5", cache), "--quiet", cache=cache)
