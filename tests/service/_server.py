@@ -8,6 +8,7 @@ and database. A server that does not come up raises with its stderr.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -24,6 +25,19 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "brainalign.cli"]
 START_TIMEOUT_S = 180.0
+_STARTED: list[subprocess.Popen] = []  # every server process started here, for the exit guard below
+
+
+@atexit.register
+def _kill_leftover_servers() -> None:
+    """At interpreter exit (an interrupted run too), SIGKILL the group of any server still running: a
+    server runs in its own session, so nothing else would take it (and its Dask workers) down."""
+    for proc in _STARTED:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def free_port() -> int:
@@ -163,6 +177,7 @@ def _launch(argv: list[str], state: Path, database_url: str | None, log_dir: Pat
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=service_env(), cwd=str(log_dir), start_new_session=True)
+    _STARTED.append(proc)
     server = Server(url=f"http://127.0.0.1:{port}", proc=proc, state_dir=state, database_url=database_url,
                     log_path=log_path, argv=argv)
     deadline = time.monotonic() + START_TIMEOUT_S
