@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/brainalign demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: install
 	$(BIN)/python benchmarks/ridge.py
