@@ -129,10 +129,17 @@ def _cli_child(argv: list[str], env: dict, cwd: str | None, out: str, err: str) 
 def cli_forked(case: Case, world: World, tmp: Path) -> subprocess.CompletedProcess:
     """The case in a process forked from the preloaded server, as :func:`cli` returns it (its stdout and stderr
     pass through files beside ``tmp``, not in it)."""
-    out, err = tmp.parent / f"{tmp.name}.stdout", tmp.parent / f"{tmp.name}.stderr"
-    argv = list(map(str, case.argv))
-    proc = _forkserver().Process(target=_cli_child, args=(argv, _case_env(case, world),
-                                                          None if case.cwd is None else str(case.cwd), str(out), str(err)))
+    return run_forked(case.argv, _case_env(case, world), tmp.parent / tmp.name, cwd=case.cwd)
+
+
+def run_forked(argv: list, env: dict, logs: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``brainalign ARGV`` in a process forked from the preloaded server with environment ``env`` (whole) and
+    folder ``cwd``; stdout and stderr pass through ``<logs>.stdout`` / ``<logs>.stderr``. Not for calls whose
+    environment changes what Python imports (``PYTHONPATH``): the server's interpreter is already set up."""
+    out, err = logs.with_name(logs.name + ".stdout"), logs.with_name(logs.name + ".stderr")
+    argv = list(map(str, argv))
+    proc = _forkserver().Process(target=_cli_child, args=(argv, dict(env), None if cwd is None else str(cwd),
+                                                          str(out), str(err)))
     proc.start()
     proc.join(300)
     if proc.exitcode is None:

@@ -3,12 +3,20 @@ one-line errors, from the CLI; numeric event codes in a word column are refused 
 from __future__ import annotations
 
 import argparse
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
-from _layouts import cli, fast_config, layer_r, planted_flat, simulate, separated
+from _damaged_cases import run_forked
+from _layouts import fast_config, layer_r, planted_flat, simulate, separated
+
+
+def cli(argv, cache, logs):
+    """``brainalign ARGV`` with the layout tests' cache, forked from the preloaded CLI (tests/_damaged_cases.py)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", BRAINALIGN_CACHE=str(cache))
+    return run_forked(argv, env, logs)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +41,7 @@ def test_numeric_codes_are_refused_unless_the_word_events_are_chosen(coded, tmp_
             "words": [root, tmp_path / "c", "participant", "--config", cfg, "--word-column", "value",
                       "--trial-type", "word", "--quiet"]}
     with ThreadPoolExecutor(3) as pool:
-        res = dict(zip(runs, pool.map(lambda a: cli(a, cache), runs.values())))
+        res = dict(zip(runs, pool.map(lambda k: cli(runs[k], cache, tmp_path / k), runs)))
     for key, text in (("default", "--word-column"), ("value", "--trial-type")):
         r = res[key]
         assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr, (key, r.stderr)
@@ -55,7 +63,7 @@ def test_layout_flags_refuse_with_one_line_naming_the_flag(coded, tmp_path):
              "data.preprocess.confounds": [root, tmp_path / "c", "participant", *common, "--confounds", "compcor"],
              "--space": [root, tmp_path / "d", "participant", *common, "--space", "MNI152NLin2009cAsym"]}
     with ThreadPoolExecutor(4) as pool:
-        res = dict(zip(cases, pool.map(lambda a: cli(a, cache), cases.values())))
+        res = dict(zip(cases, pool.map(lambda k: cli(cases[k], cache, tmp_path / k.strip("-")), cases)))
     for flag, r in res.items():
         assert r.returncode == 2, (flag, r.stderr)
         lines = [ln for ln in r.stderr.splitlines() if ln.startswith("brainalign: error") or "failed:" in ln]
