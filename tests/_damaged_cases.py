@@ -132,6 +132,13 @@ def cli_forked(case: Case, world: World, tmp: Path) -> subprocess.CompletedProce
     return run_forked(case.argv, _case_env(case, world), tmp.parent / tmp.name, cwd=case.cwd)
 
 
+def forked_cli(argv: list, cache: Path, logs: Path) -> subprocess.CompletedProcess:
+    """``brainalign ARGV`` offline with the activation cache ``cache``, forked (:func:`run_forked`); what
+    ``_layouts.cli`` runs as a fresh interpreter."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", BRAINALIGN_CACHE=str(cache))
+    return run_forked(argv, env, logs)
+
+
 def run_forked(argv: list, env: dict, logs: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``brainalign ARGV`` in a process forked from the preloaded server with environment ``env`` (whole) and
     folder ``cwd``; stdout and stderr pass through ``<logs>.stdout`` / ``<logs>.stderr``. Not for calls whose

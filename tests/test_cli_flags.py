@@ -3,20 +3,13 @@ one-line errors, from the CLI; numeric event codes in a word column are refused 
 from __future__ import annotations
 
 import argparse
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
-from _damaged_cases import run_forked
+from _damaged_cases import forked_cli as cli  # the CLI forked from a preloaded interpreter (same checks)
 from _layouts import fast_config, layer_r, planted_flat, simulate, separated
-
-
-def cli(argv, cache, logs):
-    """``brainalign ARGV`` with the layout tests' cache, forked from the preloaded CLI (tests/_damaged_cases.py)."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", BRAINALIGN_CACHE=str(cache))
-    return run_forked(argv, env, logs)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import nibabel as nib
 import pandas as pd
 import pytest
 import yaml
-from _layouts import cli, layer_r, planted_flat, simulate, textgrid, separated
+from _damaged_cases import forked_cli as cli  # the CLI forked from a preloaded interpreter (same checks)
+from _layouts import layer_r, planted_flat, simulate, textgrid, separated
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _config(study, tmp_path, **source):
 def test_plain_nifti_and_textgrid_find_the_planted_voxels(plain_study, tmp_path):
     study, sim, truth, cache = plain_study
     out = tmp_path / "out"
-    res = cli(["run", _config(study, tmp_path), "--output", out, "--quiet", "--skip-group"], cache)
+    res = cli(["run", _config(study, tmp_path), "--output", out, "--quiet", "--skip-group"], cache, out.parent / "cli")
     assert res.returncode == 0, res.stderr
     tsv = out / "sub-01" / "func" / "sub-01_task-story_desc-MiniLM_scores.tsv"
     assert (out / "sub-01" / "func" / "sub-01_task-story_desc-MiniLML01_stat-r_statmap.nii.gz").is_file()
@@ -63,8 +64,8 @@ def test_plain_nifti_and_textgrid_find_the_planted_voxels(plain_study, tmp_path)
 def test_plain_nifti_errors_name_the_field(plain_study, tmp_path):
     study, _, _, cache = plain_study
     res = cli(["run", _config(study, tmp_path, words="transcripts/missing{run}.TextGrid"), "--output",
-               tmp_path / "o", "--quiet"], cache)
+               tmp_path / "o", "--quiet"], cache, tmp_path / "o-cli")
     assert res.returncode == 2 and "data.source.words" in res.stderr and "Traceback" not in res.stderr
     res = cli(["run", _config(study, tmp_path, bold="nothing/{participant}.nii.gz"), "--output", tmp_path / "o2"],
-              cache)
+              cache, tmp_path / "o2-cli")
     assert res.returncode == 2 and "data.source.bold" in res.stderr

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
-from _layouts import cli, fast_config, layer_r, planted_flat, simulate, split_sessions, to_fmriprep, separated
+from _damaged_cases import forked_cli as cli  # the CLI forked from a preloaded interpreter (same checks)
+from _layouts import fast_config, layer_r, planted_flat, simulate, split_sessions, to_fmriprep, separated
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +34,11 @@ def test_sessions_are_written_side_by_side_and_pooled(two_sessions, tmp_path):
              [root, tmp_path / "none", "participant", "--config", cfg, "--quiet"],
              [root, pooled, "participant", "--config", loro, "--pool-sessions", "--quiet"]]
     with ThreadPoolExecutor(3) as pool:
-        first, unnamed, pool_res = pool.map(lambda a: cli(a, cache), calls)
+        first, unnamed, pool_res = pool.map(lambda a, n: cli(a, cache, tmp_path / n), calls, ("first", "unnamed", "pool"))
     assert first.returncode == 0, first.stderr
     assert unnamed.returncode == 2 and "--session" in unnamed.stderr and "pool_sessions" in unnamed.stderr
     assert not (tmp_path / "none").exists()
-    second = cli([root, out, "participant", "--config", cfg, "--session", "2", "--quiet"], cache)
+    second = cli([root, out, "participant", "--config", cfg, "--session", "2", "--quiet"], cache, tmp_path / "second")
     assert second.returncode == 0, second.stderr
     planted, noise = planted_flat(root, truth)
     for ses in ("1", "2"):
@@ -48,7 +49,7 @@ def test_sessions_are_written_side_by_side_and_pooled(two_sessions, tmp_path):
         side = json.loads((d / f"sub-01_ses-{ses}_task-story_desc-MiniLM_scores.json").read_text())
         assert side["Session"] == ses and all(f"/ses-{ses}/" in s for s in side["Sources"] if "sub-01" in s)
         assert set(layer_r(t).index) == planted | noise  # one session (two short runs) is too weak to separate
-    again = cli([root, out, "participant", "--config", cfg, "--session", "1", "--quiet"], cache)
+    again = cli([root, out, "participant", "--config", cfg, "--session", "1", "--quiet"], cache, tmp_path / "again")
     assert again.returncode == 0 and "1 already up to date" in again.stdout, again.stdout
     # pooled: one fit over both sessions, no ses- entity, session x run as the leave-one-run-out folds
     assert pool_res.returncode == 0, pool_res.stderr
