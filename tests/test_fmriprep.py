@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _damaged_cases import forked_cli  # the CLI forked from a preloaded interpreter (same checks)
 from _layouts import (N_COSINE, N_NSS, SPACE, cli, fast_config, layer_r, planted_flat, separated, simulate,
                       to_fmriprep)
 
@@ -26,7 +27,8 @@ def _sidecar(out, stem="sub-01_task-story_desc-MiniLM_scores"):
 def test_the_cli_reads_fmriprep_by_default_and_finds_the_planted_voxels(fmriprep_ds, tmp_path):
     root, truth, cache = fmriprep_ds
     out = tmp_path / "out"
-    res = cli([root, out, "participant", "--config", fast_config(tmp_path / "c.yaml"), "--quiet"], cache)
+    res = forked_cli([root, out, "participant", "--config", fast_config(tmp_path / "c.yaml"), "--quiet"], cache,
+                     tmp_path / "cli")
     assert res.returncode == 0, res.stderr
     stem = out / "sub-01" / "func" / "sub-01_task-story_desc-MiniLM"
     assert (stem.parent / "sub-01_task-story_desc-MiniLML01_stat-r_statmap.nii.gz").is_file()
@@ -83,12 +85,12 @@ def test_confounds_are_regressed_and_outlier_volumes_dropped(fmriprep_ds):
 def test_confounds_flag_and_strategy_errors(fmriprep_ds, tmp_path):
     root, _, cache = fmriprep_ds
     cfg = fast_config(tmp_path / "c.yaml", extra={"data": {"preprocess": {"confounds": True}}})
-    res = cli([root, tmp_path / "o1", "participant", "--config", cfg], cache)
+    res = cli([root, tmp_path / "o1", "participant", "--config", cfg], cache)  # a fresh interpreter: one line
     assert res.returncode == 2 and "data.preprocess.confounds" in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     cfg = fast_config(tmp_path / "c2.yaml", extra={"baseline": {"confounds": True}})
-    res = cli([root, tmp_path / "o2", "participant", "--config", cfg], cache)
+    res = forked_cli([root, tmp_path / "o2", "participant", "--config", cfg], cache, tmp_path / "o2-cli")
     assert res.returncode == 2 and "data.preprocess.confounds" in res.stderr
-    res = cli([root, tmp_path / "o3", "participant", "--space", "T1w", "--config", fast_config(tmp_path / "c3.yaml")],
-              cache)
+    res = forked_cli([root, tmp_path / "o3", "participant", "--space", "T1w", "--config",
+                      fast_config(tmp_path / "c3.yaml")], cache, tmp_path / "o3-cli")
     assert res.returncode == 2 and "--space" in res.stderr and "Traceback" not in res.stderr
