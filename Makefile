@@ -43,10 +43,14 @@ validate: install
 	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-10mm-shared
 	$(BIN)/brainalign run pipelines/alice_fmri_6mm.yaml
 	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-6mm
+	$(BIN)/brainalign run pipelines/alice_fmri_hrf.yaml
+	$(BIN)/python -m brainalign.validation.report alice build/validation/alice-fmri-10mm-hrf
 	$(BIN)/python -m brainalign.validation.alice_unpenalized
 	$(BIN)/brainalign run pipelines/frank2015_eeg.yaml
 	$(BIN)/python -m brainalign.validation.report frank build/validation/frank2015-eeg --figure docs/validation/frank2015_layer_profile.png
 	$(BIN)/python -m brainalign.validation.layer_id
+	$(BIN)/python -m brainalign.validation.layer_id --families
+	$(BIN)/python -m brainalign.validation.layer_id --families glover_ar1 --output build/validation/layer_id_families-glover
 	$(BIN)/python -m brainalign.validation.calibration --demo
 	$(BIN)/python -m brainalign.validation.geometry trsa
 	$(BIN)/python -m brainalign.validation.geometry id

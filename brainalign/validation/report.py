@@ -60,7 +60,8 @@ def _g(group: pd.DataFrame, model, metric, target, layer=None) -> float:
 def summary_table(out_dir: str | Path, model: str = "MiniLM", baseline: str = "baseline") -> pd.DataFrame:
     """Per target: ceiling, baseline r, best LM layer and r, paired LM-vs-baseline statistics."""
     part, group = participant_scores(out_dir), group_scores(out_dir)
-    targets = list(dict.fromkeys(part["target"]))
+    # scored targets only: the layer-uncertainty summaries ("all", "significant") have mean_* rows, no r
+    targets = list(dict.fromkeys(part.loc[part["metric"] == "r", "target"]))
     choices = layer_choices(out_dir)
     rows = []
     for t in targets:
