@@ -86,7 +86,8 @@ def cli(case: Case, world: World) -> subprocess.CompletedProcess:
                           text=True, env=_case_env(case, world), cwd=case.cwd, timeout=300)
 
 
-PRELOAD = ["brainalign.cli", "brainalign.pipeline.study", "brainalign.pipeline.plan"]
+# imported once by the fork server; this module too, whose _cli_child each case unpickles
+PRELOAD = ["brainalign.cli", "brainalign.pipeline.study", "brainalign.pipeline.plan", "_damaged_cases"]
 _FORKSERVER = None
 
 
