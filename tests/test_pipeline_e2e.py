@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from _damaged_cases import forked_cli
 
 from brainalign.pipeline.simulate import simulate_bids
 
@@ -135,8 +136,8 @@ def test_damaged_input_is_refused_in_one_line(fmri, cache, fast_cfg, tmp_path, h
     _damage(root, bad, how)
     out = tmp_path / "out"
     label = "99" if how == "unknown" else "01"
-    res = cli(bad, out, "participant", "--participant-label", label, "--mask", root / truth["mask"],
-              "--config", fast_cfg, "--quiet", cache=cache)
+    res = forked_cli([bad, out, "participant", "--participant-label", label, "--mask", root / truth["mask"],
+                      "--config", fast_cfg, "--quiet"], cache, tmp_path / "cli")  # forked: the imports once
     assert res.returncode != 0
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("brainalign")]
     assert lines and culprit in lines[0], res.stderr
