@@ -30,6 +30,7 @@ already up to date) are loaded once by :func:`load_others`.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
@@ -172,7 +173,9 @@ def loo_isc(data: Mapping[str, np.ndarray], order: Iterable[str]) -> dict[str, l
     stack = np.stack([np.asarray(data[s], dtype=np.float64) for s in subjects])  # (n_subj, n, t)
     out = {}
     for i, s in enumerate(subjects):
-        others = np.nanmean(np.delete(stack, i, axis=0), axis=0)
+        with warnings.catch_warnings():  # samples missing in every other participant stay NaN, dropped below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            others = np.nanmean(np.delete(stack, i, axis=0), axis=0)
         a, b = stack[i], others
         ok = np.isfinite(a) & np.isfinite(b)
         r = []

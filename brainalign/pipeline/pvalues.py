@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..align.design import FRAME_METHODS
 from ..encoding.permutation import MIN_SHIFT_FRACTION, null_pvalues, refit_shift_null
 from .prepare import Prepared
 
@@ -22,7 +23,8 @@ DEFAULT_PERMUTATIONS = 200
 
 #: The p-value methods recorded in attr ``p_method``.
 P_METHODS = {
-    "shift": ("refit circular-shift null: Y shifted within runs by >= {frac:.0%} of the run, every outer fold "
+    "shift": ("refit circular-shift null: Y shifted within runs by >= {frac:.0%} of the run (word and epoch "
+              "rows: over the whole sequence of items, which has no within-run time axis), every outer fold "
               "re-predicted at the chosen alphas, {n} shifts; p from the Student-t tail of the null "
               "(p_empirical: (1 + #null >= r) / (1 + {n}))"),
     "none": "no encoding p-values (no encoding scores)",
@@ -60,7 +62,10 @@ def encoding_pvalues(P: Prepared, X: np.ndarray, alpha_folds: np.ndarray, n_perm
         pen, bands = np.stack(band_alphas), [P.B.shape[1], X.shape[1]]
     else:
         pen, bands = alpha_folds, None
-    null = refit_shift_null(Xf, P.Y, list(P.folds), pen, runs=P.runs, bands=bands,
+    # frame data are shifted within runs (time is continuous there); word / epoch rows are items in
+    # presentation order, where a run may hold a single word: shift the whole item sequence
+    runs = P.runs if P.method in FRAME_METHODS else None
+    null = refit_shift_null(Xf, P.Y, list(P.folds), pen, runs=runs, bands=bands,
                             n_permutations=int(n_permutations), seed=int(seed))
     p = null_pvalues(null.observed, null.null, "t")
     pe = null_pvalues(null.observed, null.null, "empirical")

@@ -9,6 +9,7 @@ threshold. The layer curves mark the best layer and its credible set
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -155,7 +156,9 @@ def ceiling_curve(ds: xr.Dataset):
     x = ds["r_norm"].transpose("layer", "target").values
     m = np.nanmean(x, 1)
     n = np.sum(np.isfinite(x), 1)
-    sem = np.nanstd(x, 1, ddof=1) / np.sqrt(np.maximum(n, 1))
+    with warnings.catch_warnings():  # one target: no spread, the band is left out (NaN)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sem = np.nanstd(x, 1, ddof=1) / np.sqrt(np.maximum(n, 1))
     layers = ds["layer"].values.astype(float)
     ax.plot(layers, m, marker="o")
     ax.fill_between(layers, m - 1.96 * sem, m + 1.96 * sem, alpha=0.2)
