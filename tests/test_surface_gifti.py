@@ -220,3 +220,23 @@ def test_viewer_from_a_written_map_file(surf):
     path = surf[2] / "sub-01" / "func" / MAP.format(s="01", h="R", l=5)
     html = map_file_view_html(path, title="r")
     assert "<html" in html[:1000].lower() and len(html) > 10_000
+
+
+def test_group_surface_report_renders_in_chromium(surf, cache, tmp_path):
+    """The fsaverage5 group report (issue 15's browser check: volume, surface and iEEG reports)."""
+    from test_report_figures import _non_blank, _screenshot, parse
+
+    _, _, out, cfg = surf
+    if not (out / "group.html").is_file():  # written by the group level (also run by the test above)
+        res = cli(surf[0], out, "group", "--config", cfg, cache=cache)
+        assert res.returncode == 0, res.stderr
+    page = out / "group.html"
+    figures = parse(page).figures
+    kinds = {f["kind"] for f in figures}
+    assert {"group-profile", "group-map"} <= kinds, kinds
+    assert any("on the surface" in f["caption"] for f in figures if f["kind"] == "group-map")
+    info = _screenshot(page, tmp_path / "surface-group.png")
+    assert {f["kind"] for f in info["figures"]} == kinds and len(info["figures"]) == len(figures)
+    for fig in info["figures"]:
+        assert (fig["img"] or 0) > 100 or (fig["iframe"] or 0) > 100, fig
+    assert _non_blank(tmp_path / "surface-group.png") > 0.03
