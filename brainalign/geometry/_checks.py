@@ -1,7 +1,7 @@
 """Input checks shared by the geometry kernels (private)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -50,23 +50,39 @@ def as_patterns(x: Any, name: str, *, min_items: int = 2) -> tuple[list[np.ndarr
             raise ShapeMismatchError(
                 f"{name} has shape {arr.shape}; pass (items, features) or (layers, items, features)"
             )
+    check_stack(stack, name, single, min_items, _first_nonfinite)
+    return stack, single
+
+
+def _first_nonfinite(a: np.ndarray) -> tuple[int, ...] | None:
+    bad = ~np.isfinite(a)
+    return tuple(int(j) for j in np.argwhere(bad)[0]) if bad.any() else None
+
+
+def check_stack(stack: Sequence, name: str, single: bool, min_items: int,
+                first_nonfinite: Callable[[Any], tuple[int, ...] | None]) -> int:
+    """Refuse a stack of patterns (numpy arrays or tensors) that are not 2-D, finite, on the same items.
+
+    ``first_nonfinite(a)`` returns the index of ``a``'s first NaN / inf or None.
+    Returns the number of items.
+    """
     n = stack[0].shape[0] if stack[0].ndim == 2 else -1
     for i, a in enumerate(stack):
         label = name if single else f"{name}[{i}]"
         if a.ndim != 2:
-            raise ShapeMismatchError(f"{label} has shape {a.shape}; pass (items, features)")
+            raise ShapeMismatchError(f"{label} has shape {tuple(a.shape)}; pass (items, features)")
         if a.shape[0] != n:
             raise ShapeMismatchError(
                 f"{label} has {a.shape[0]} items but {name}[0] has {n}; stack layers of the same items"
             )
         if a.shape[1] < 1:
-            raise InputError(f"{label} has shape {a.shape}; pass at least one feature")
-        if not np.isfinite(a).all():
-            bad = tuple(int(j) for j in np.argwhere(~np.isfinite(a))[0])
+            raise InputError(f"{label} has shape {tuple(a.shape)}; pass at least one feature")
+        bad = first_nonfinite(a)
+        if bad is not None:
             raise NonFiniteError(f"{label} holds a non-finite value at index {bad}; pass finite patterns")
     if n < min_items:
         raise InputError(f"{name} has {n} items; pass at least {min_items}")
-    return stack, single
+    return n
 
 
 def same_items(a: Sequence[np.ndarray], b: Sequence[np.ndarray], na: str = "A", nb: str = "B") -> int:

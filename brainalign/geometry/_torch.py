@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import InputError, NonFiniteError, ShapeMismatchError
+from ..errors import InputError, ShapeMismatchError
+from ._checks import check_stack
 
 #: Bytes of one block of similarities / distances held at a time.
 BLOCK_BYTES = 1 << 26
@@ -83,23 +84,15 @@ def as_patterns(x: Any, name: str, device: Any, dtype: Any, *, min_items: int = 
             raise ShapeMismatchError(
                 f"{name} has shape {tuple(t.shape)}; pass (items, features) or (layers, items, features)")
         stack, single = ([t], True) if t.ndim == 2 else (list(t), False)
-    n = stack[0].shape[0] if stack[0].ndim == 2 else -1
-    for i, a in enumerate(stack):
-        label = name if single else f"{name}[{i}]"
-        if a.ndim != 2:
-            raise ShapeMismatchError(f"{label} has shape {tuple(a.shape)}; pass (items, features)")
-        if a.shape[0] != n:
-            raise ShapeMismatchError(
-                f"{label} has {a.shape[0]} items but {name}[0] has {n}; stack layers of the same items")
-        if a.shape[1] < 1:
-            raise InputError(f"{label} has shape {tuple(a.shape)}; pass at least one feature")
-        bad = ~torch.isfinite(a)
-        if bool(bad.any()):
-            idx = tuple(int(j) for j in bad.nonzero()[0])
-            raise NonFiniteError(f"{label} holds a non-finite value at index {idx}; pass finite patterns")
-    if n < min_items:
-        raise InputError(f"{name} has {n} items; pass at least {min_items}")
+    check_stack(stack, name, single, min_items, _first_nonfinite)
     return stack, single
+
+
+def _first_nonfinite(a) -> tuple[int, ...] | None:
+    import torch
+
+    bad = ~torch.isfinite(a)
+    return tuple(int(j) for j in bad.nonzero()[0]) if bool(bad.any()) else None
 
 
 def pair_inputs(A: Any, B: Any, min_items: int) -> tuple[list, bool, list, bool]:
