@@ -72,8 +72,6 @@ def _tensor(a: Any, name: str, device: Any, dtype: Any):
 
 def as_patterns(x: Any, name: str, device: Any, dtype: Any, *, min_items: int = 2) -> tuple[list, bool]:
     """:func:`._checks.as_patterns` for tensors: a list of (n, p_l) tensors and whether ``x`` was one array."""
-    import torch
-
     if isinstance(x, (list, tuple)):
         if not x:
             raise InputError(f"{name} is an empty sequence; pass (items, features) arrays")
