@@ -2,10 +2,12 @@
 
     python docs/img/screenshots.py [WORK_DIR]
 
-Two small simulated studies (the ones tests/test_report_figures.py runs): volumetric
-fMRI, 3 participants, MiniLM layers 1 and 3 planted; iEEG, 2 participants, MNI
-electrode positions and one bad channel. Each page is cropped to its top and scaled
-to 700 px wide.
+Three small simulated studies (the ones tests/test_report_figures.py and
+tests/test_surface_gifti.py run): volumetric fMRI, 3 participants, MiniLM layers 1 and
+3 planted; iEEG, 2 participants, MNI electrode positions and one bad channel; fMRIPrep
+fsaverage5 GIFTI surfaces, 2 participants, layers 1 and 5 planted (group report). Each
+page is cropped to its top and scaled to 700 px wide. ``--only surface`` (or fmri,
+ieeg) redraws one study's pages.
 """
 from __future__ import annotations
 
@@ -18,17 +20,33 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
+from _surface_sim import write_gifti_dataset  # noqa: E402
 from test_report_figures import CHROMIUM, CHROMIUM_ARGS, FMRI, IEEG, Q, _electrodes  # noqa: E402
 
 from brainalign.pipeline.simulate import simulate_bids  # noqa: E402
 from brainalign.pipeline.study import run_config  # noqa: E402
 
 PAGES = {"report-participant.png": ("fmri", "sub-01.html", 1900), "report-group.png": ("fmri", "group.html", 1500),
-         "report-ieeg.png": ("ieeg", "sub-01.html", 2000)}
+         "report-ieeg.png": ("ieeg", "sub-01.html", 2000), "report-surface-group.png": ("surface", "group.html", 1500)}
+SURFACE = ("data: {{source: {{kind: bids, root: {root}, task: story, space: fsaverage5}}}}\n"
+           "models: [{{label: MiniLM, path: 'packaged:minilm', layers: [1, 5], context_words: 20}}]\n"
+           "alignment: {{trim: [3, 3]}}\nscoring: {{methods: [encoding], inner_cv: 3, permutations: 0}}\n"
+           "statistics: {{n_bootstrap: 200}}\nexecution: {{cache_dir: {cache}}}\n")
 
 
-def studies(work: Path) -> dict:
+def surface_study(work: Path, cache: Path) -> Path:
+    """Two fsaverage5 participants (tests/_surface_sim.py), participant and group level."""
+    for sub, seed in (("01", 3), ("02", 8)):
+        write_gifti_dataset(work / "surface", str(cache), sub=sub, seed=seed, snr=3.0)
+    (work / "surface.yaml").write_text(SURFACE.format(root=work / "surface", cache=cache))
+    run_config(work / "surface.yaml", out_dir=work / "out-surface", progress=False)
+    return work / "out-surface"
+
+
+def studies(work: Path, only: str | None = None) -> dict:
     cache = work / "cache"
+    if only == "surface":
+        return {"surface": surface_study(work, cache)}
     truth = simulate_bids(work / "fmri", "fmri", n_subjects=3, n_runs=2, n_volumes=60, grid=(7, 7, 5), layers=(1, 3),
                           targets_per_layer=10, snr=1.5, n_words=150, seed=11, cache_dir=str(cache))
     (work / "fmri.yaml").write_text(FMRI.format(root=work / "fmri", mask=work / "fmri" / truth["mask"], q=Q,
@@ -41,6 +59,7 @@ def studies(work: Path) -> dict:
     for kind in ("fmri", "ieeg"):
         run_config(work / f"{kind}.yaml", out_dir=work / f"out-{kind}", progress=False)
         out[kind] = work / f"out-{kind}"
+    out["surface"] = surface_study(work, cache)
     return out
 
 
@@ -52,6 +71,8 @@ def shoot(outs: dict) -> None:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         for name, (kind, html, height) in PAGES.items():
+            if kind not in outs:
+                continue
             page.goto((outs[kind] / html).as_uri())
             page.wait_for_load_state("load")
             tmp = HERE / f".{name}"
@@ -65,5 +86,9 @@ def shoot(outs: dict) -> None:
 
 
 if __name__ == "__main__":
-    work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="brainalign-shots-"))
-    shoot(studies(work))
+    args = sys.argv[1:]
+    only = args[args.index("--only") + 1] if "--only" in args else None
+    rest = [a for i, a in enumerate(args) if a != "--only" and (i == 0 or args[i - 1] != "--only")]
+    work = Path(rest[0]) if rest else Path(tempfile.mkdtemp(prefix="brainalign-shots-"))
+    shoot(studies(work, only) if only == "surface" else {k: v for k, v in studies(work).items()
+                                                         if only is None or k == only})
