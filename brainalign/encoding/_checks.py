@@ -123,6 +123,24 @@ def validate_design(estimator: Any, X: Any, *, reset: bool, name: str = "X") -> 
     return A
 
 
+def linear_predict(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """``X @ coef + intercept`` accumulated in float64, returned in ``coef``'s dtype.
+
+    A float32 product's last bit can depend on where a row sits in BLAS's blocks, so
+    the same sample could get a different prediction in another sample order; summing in
+    float64 and rounding once makes each row's prediction depend on that row alone.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_samples, n_features)
+    coef : ndarray, shape (n_features, n_targets)
+    intercept : ndarray, shape (n_targets,)
+    """
+    pred = np.asarray(X, dtype=np.float64) @ np.asarray(coef, dtype=np.float64)
+    pred += np.asarray(intercept, dtype=np.float64)
+    return pred.astype(coef.dtype, copy=False)
+
+
 def check_fitted(estimator: Any, attribute: str = "coef_") -> None:
     """Raise our :class:`~brainalign.errors.NotFittedError` (also scikit-learn's) before ``fit``."""
     try:

@@ -10,7 +10,7 @@ from ..errors import InputError, ShapeMismatchError
 from . import _alphas, _solver
 from ._banded_kernel import fit_lowrank, lowrank_main_band
 from ._backend import resolve_backend, thread_limit, threads_for
-from ._checks import score_predictions, as_spaces, as_targets, check_fitted, finite_target_mask
+from ._checks import score_predictions, as_spaces, as_targets, check_fitted, finite_target_mask, linear_predict
 from ._splits import make_splits
 from .ridge import DEFAULT_ALPHAS
 
@@ -247,7 +247,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions, shape (n_samples, n_targets) (or (n_samples,) after a 1-D fit); ``X`` as in :meth:`fit`."""
-        pred = self._design(X) @ self.coef_ + self.intercept_
+        pred = linear_predict(self._design(X), self.coef_, self.intercept_)
         return pred[:, 0] if self._flat else pred
 
     def predict_split(self, X: Any) -> np.ndarray:

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from . import _solver
 from ._backend import resolve_backend
-from ._checks import score_predictions, as_targets, check_fitted, finite_target_mask, validate_design
+from ._checks import score_predictions, as_targets, check_fitted, finite_target_mask, linear_predict, validate_design
 from ._splits import make_splits
 
 #: The one default alpha grid of brainalign: 13 penalties, 1e-2 to 1e10, one per decade.
@@ -171,7 +171,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         """Predictions, shape (n_samples, n_targets) (or (n_samples,) after a 1-D fit)."""
         check_fitted(self)
         X = validate_design(self, X, reset=False)
-        pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
+        pred = linear_predict(X, self.coef_, self.intercept_)
         return pred[:, 0] if self._flat else pred
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
