@@ -253,7 +253,7 @@ def read_group_tables(out_dir) -> dict:
     return found
 
 
-def _group_targets(enc: pd.DataFrame, out: Path, task: str, model: str, dsets, q: float, seed: int) -> list[str]:
+def _group_targets(enc: pd.DataFrame, out: Path, task: str, model: str, dsets, q: float) -> list[str]:
     """Group maps (mean r, group test, preference) or bars per target, and per-target curves."""
     prof = report_group._profile_from_table(enc, "mean_r")
     if not len(prof) or not np.isfinite(prof.values).any():
@@ -313,7 +313,6 @@ def group_report_html(out_dir) -> str:
         settings = side.get("Settings") or {}
         dsets = by.get((task, model), [])
         q = fdr_q(settings)
-        seed = int((settings.get("scoring") or {}).get("seed", 0) or 0)
         stats = settings.get("statistics") or {}
         n = len(settings.get("participants") or dsets)
         body.append(heading(f"model {model}, task {task}, {n} participants"))
@@ -322,7 +321,7 @@ def group_report_html(out_dir) -> str:
         enc = tab[(tab.method == "encoding") & (tab.model == model)]
         if len(enc):
             body += report_group.group_curve(out, task, model, enc)  # written by the group step
-            body += _group_targets(enc, out, task, model, dsets, q, seed)
+            body += _group_targets(enc, out, task, model, dsets, q)
         body += report_geometry.group_figures(tab, model)  # scoring.methods geometry
         warns = list(dict.fromkeys(w for d in dsets for w in (f"sub-{d.attrs['subject']}: {x}" for x in warnings_of(d))))
         body.append(warnings_block(warns))
