@@ -23,7 +23,9 @@ Methods (all on the pipeline's design: Lanczos resampling, FIR delays 1-4, z-sco
 Run ``python -m brainalign.validation.layer_id [--quick] [--output DIR]``.
 ``--families [NAME ...]`` runs instead the cross-family study of issue 14
 (:mod:`.layer_id_families`: generator family x SNR x alignment x context window x
-selection method, with credible-set coverage; tables in :mod:`.layer_id_tables`).
+selection method, with credible-set coverage; tables in :mod:`.layer_id_tables`);
+``--families --trsa`` runs only its RSA analyses, with the topological RSA methods of
+:mod:`.layer_id_trsa` added (issue 13, docs/validation.md section 3c).
 """
 from __future__ import annotations
 
@@ -200,7 +202,11 @@ def _family_study(a, families) -> int:
         cfg = F.StudyConfig(families=tuple(families or F.DEFAULT_FAMILIES), snrs=tuple(a.snrs or F.StudyConfig.snrs),
                             seeds=tuple(range(a.seeds)) if a.seeds else F.StudyConfig.seeds,
                             banded=() if a.no_banded else F.StudyConfig.banded)
-    out = a.output or Path(str(FAMILY_OUT) + ("-quick" if a.quick else ""))
+    if a.trsa:  # section 3c: only the RSA analyses, with the tRSA methods of layer_id_trsa
+        plan = tuple(p for p in cfg.plan if p[2])
+        cfg = F.StudyConfig(**{**cfg.__dict__, "plan": plan, "banded": (), "topology": True})
+    suffix = ("-trsa" if a.trsa else "") + ("-quick" if a.quick else "")
+    out = a.output or Path(str(FAMILY_OUT) + suffix)
     command = "python -m brainalign.validation.layer_id " + " ".join(a.argv)
     F.run(out, cfg, cache_dir=a.cache_dir, log=lambda s: print(s, flush=True), command=command.strip())
     print((Path(out) / "accuracy.md").read_text())
@@ -221,10 +227,17 @@ def main(argv=None) -> int:
                          "(brainalign.pipeline.simulate.FAMILIES; none named = the default set); "
                          "without this flag: the single-generator study of section 3")
     ap.add_argument("--no-banded", action="store_true", help="--families: skip the per-delay banded ridge")
+    ap.add_argument("--trsa", action="store_true",
+                    help="--families: only the analyses with RSA (fir4 and hrf at the generator's window), with "
+                         "the topological RSA methods (geodesics, select_gt) of section 3c added; "
+                         f"output {FAMILY_OUT}-trsa[-quick]")
     argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
     a.argv = argv
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if a.trsa and a.families is None:
+        print("error: --trsa belongs to the cross-family study; pass --families too", file=sys.stderr)
+        return 2
     if a.families is not None:
         from ..errors import InputError
         from ..pipeline.simulate import FAMILIES

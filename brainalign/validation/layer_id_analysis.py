@@ -19,7 +19,8 @@ pipeline's default), ``single_r`` (the same from :mod:`brainalign.encoding.layer
 ``pbest`` (arg-max of the bootstrap probability of being best) and ``set_shallowest``
 (the shallowest layer of the 90 % credible set: a parsimony rule against the depth
 bias), both from :func:`brainalign.pipeline.uncertainty.bootstrap_layers`; ``rsa``
-and ``trsa_gt_<l>_<u>`` (Spearman RDM similarity, plain or GT-transformed).
+and ``trsa_gt_<l>_<u>`` (Spearman RDM similarity, plain or GT-transformed), and on
+request the geodesic and ``select_gt`` tRSA methods of :mod:`.layer_id_trsa`.
 """
 from __future__ import annotations
 
@@ -129,26 +130,48 @@ def bootstrap_choice(preds, Y, folds, runs, groups, regions, *, n_boot=N_BOOT, s
     return {"p_best": res["summary_p_best"], "in_set": res["summary_in_credible_set"]}
 
 
-def rsa_choices(designs, Y, groups, regions) -> dict[str, np.ndarray]:
-    """Arg-max layer per region of plain and GT-transformed RDM similarity."""
+def region_rdms(designs, Y, groups, regions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correlation-distance RDMs over volumes: layers (L, n, n), regions (R, n, n), and the volumes used.
+
+    Volumes where some layer's design row is constant (no words yet) have no
+    correlation distance and are left out (``ok``, boolean over volumes).
+    """
     from .. import rsa
 
-    ok = np.all([np.ptp(X, axis=1) > 0 for X in designs], axis=0)  # rows with no words yet: no distance
+    ok = np.all([np.ptp(X, axis=1) > 0 for X in designs], axis=0)
     model = np.asarray(rsa.rdm(np.stack([X[ok] for X in designs]), metric="correlation"))
     brains = np.stack([np.asarray(rsa.rdm(Y[ok][:, groups == g], metric="correlation")) for g in regions])
-    out = {"rsa": np.argmax(np.asarray(rsa.compare(model, brains, method="spearman")), axis=0)}
+    return model, brains, ok
+
+
+def rsa_choices(designs, Y, groups, regions, *, topology: bool = False, seed: int = 0) -> dict[str, dict]:
+    """Arg-max layer per region of plain and GT-transformed RDM similarity: name -> {"chosen", ...}.
+
+    With ``topology``, also the geodesic and ``select_gt`` methods of
+    :mod:`.layer_id_trsa` (``seed``: their simulated participants).
+    """
+    from .. import rsa
+
+    model, brains, ok = region_rdms(designs, Y, groups, regions)
+    out = {"rsa": {"chosen": np.argmax(np.asarray(rsa.compare(model, brains, method="spearman")), axis=0)}}
     for lo, up in TRSA_SETTINGS:
         m = np.stack([np.asarray(rsa.gt_transform(x, lower=lo, upper=up)) for x in model])
         b = np.stack([np.asarray(rsa.gt_transform(x, lower=lo, upper=up)) for x in brains])
-        out[f"trsa_gt_{lo:g}_{up:g}"] = np.argmax(np.asarray(rsa.compare(m, b, method="spearman")), axis=0)
+        out[f"trsa_gt_{lo:g}_{up:g}"] = {"chosen": np.argmax(np.asarray(rsa.compare(m, b, method="spearman")), axis=0)}
+    if topology:
+        from .layer_id_trsa import topology_choices
+
+        out.update(topology_choices(model, brains, [X[ok] for X in designs], seed=seed))
     return out
 
 
 def analyse_alignment(feats: list[np.ndarray], stim, rec, Y, groups, alignment: str, *, rsa_too: bool,
-                      single_too: bool, seed: int = 0, n_boot: int = N_BOOT, level: float = 0.9) -> dict[str, dict]:
+                      single_too: bool, seed: int = 0, n_boot: int = N_BOOT, level: float = 0.9,
+                      topology: bool = False) -> dict[str, dict]:
     """All selection methods on one alignment: method -> {"chosen": (n_regions,), optional "in_set", "p_best"}.
 
     ``chosen`` holds indices into the layer list; ``in_set`` (n_layers, n_regions) bool.
+    ``topology`` (with ``rsa_too``): also the tRSA methods of :mod:`.layer_id_trsa`.
     """
     from ..encoding import DEFAULT_ALPHAS, make_folds
 
@@ -170,5 +193,5 @@ def analyse_alignment(feats: list[np.ndarray], stim, rec, Y, groups, alignment: 
         s = single_layer_scores(layer_kernels(designs), Y, folds, alphas=alphas)["single_r"]
         out["single_r"] = {"chosen": np.argmax(region_means(s, groups, regions), axis=0)}
     if rsa_too:
-        out.update({k: {"chosen": v} for k, v in rsa_choices(designs, Y, groups, regions).items()})
+        out.update(rsa_choices(designs, Y, groups, regions, topology=topology, seed=seed))
     return out

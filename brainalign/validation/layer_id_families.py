@@ -59,6 +59,8 @@ class StudyConfig:
     banded: tuple = ("classic", "spm_ar1_drift", "fir_pink")
     level: float = 0.9
     n_boot: int = 200
+    #: Also the tRSA methods of :mod:`.layer_id_trsa` on the plan's RSA analyses (section 3c).
+    topology: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -114,17 +116,19 @@ def _rows(out: dict, base: dict) -> list[dict]:
                 members = [LAYERS[i] for i in np.flatnonzero(res["in_set"][:, j])]
                 row.update(in_set=int(planted in members), set_size=len(members),
                            credible_set=",".join(map(str, members)), p_best_planted=float(res["p_best"][j, j]))
+            row.update({k: res[k] for k in ("band", "collapsed") if k in res})
             rows.append(row)
     return rows
 
 
 def analyse_dataset(rec, stim, Y, groups, family: str, plan, features, *, seed: int = 0,
-                    n_boot: int = A.N_BOOT, level: float = 0.9) -> list[dict]:
+                    n_boot: int = A.N_BOOT, level: float = 0.9, topology: bool = False) -> list[dict]:
     """Every analysis of ``plan`` on one dataset: one row per (analysis, region).
 
     For the :data:`CV_ALIGNMENTS` analysed at every window of :data:`GRID`, context
     ``cv`` adds the layer of the (window, layer) pair with the highest region mean r
-    (the window chosen by the data; its words in ``chosen_window``).
+    (the window chosen by the data; its words in ``chosen_window``). ``topology``: the
+    tRSA methods of :mod:`.layer_id_trsa` too, wherever the plan asks for RSA.
     """
     from ..pipeline.simulate import FAMILIES
 
@@ -133,7 +137,8 @@ def analyse_dataset(rec, stim, Y, groups, family: str, plan, features, *, seed: 
     for alignment, role, rsa_too, single_too in plan:
         for window in windows_of(role, gen_window):
             out = A.analyse_alignment(features(stim, window), stim, rec, Y, groups, alignment, rsa_too=rsa_too,
-                                      single_too=single_too, seed=seed, n_boot=n_boot, level=level)
+                                      single_too=single_too, seed=seed, n_boot=n_boot, level=level,
+                                      topology=topology)
             region_r[alignment, window] = out["argmax_r"].pop("region_r")
             rows += _rows(out, {"alignment": alignment, "context": context_label(window, gen_window),
                                 "window": window})
@@ -197,7 +202,7 @@ def run(out_dir: Path, cfg: StudyConfig, cache_dir=None, log=print, command: str
             if family in cfg.banded and snr == max(cfg.snrs) and seed == cfg.seeds[0]:
                 plan += (("fir4_banded", "gen", False, False),)
             new = analyse_dataset(rec, stim, Y, groups, family, plan, features, seed=seed,
-                                  n_boot=cfg.n_boot, level=cfg.level)
+                                  n_boot=cfg.n_boot, level=cfg.level, topology=cfg.topology)
             for r in new:
                 r.update(family=family, snr=snr, seed=seed)
             rows += new
