@@ -183,8 +183,25 @@ def _spec_leaves(cls, prefix: str = "") -> set[str]:
     return out
 
 
+#: Spec fields derived from several configuration fields (each still listed in FIELDS).
+DERIVED = {"models[].windows": "models[].context_words with the data's modality and scoring.layer_selection"}
+
+
 def test_every_spec_field_carries_a_config_field():
-    assert _spec_leaves(StudySpecs) == set(FIELDS.values())
+    assert _spec_leaves(StudySpecs) == set(FIELDS.values()) | set(DERIVED)
+
+
+@pytest.mark.parametrize("kind, context_words, selection, want", [
+    ("bids", "auto", "argmax", (10, 20, 32)), ("bids", "auto", "single", (32,)), ("roi_table", "auto", "argmax", (10, 20, 32)),
+    ("word_erp", "auto", "argmax", (32,)), ("bids", [32, 10], "argmax", (10, 32)), ("bids", 15, "argmax", (15,))])
+def test_windows_resolve_from_context_words_modality_and_selection(kind, context_words, selection, want):
+    raw = _rich(kind)
+    raw["models"][0].update(context="window", context_words=context_words)
+    raw["scoring"].update(layer_selection=selection)
+    raw["scoring"]["rsa"]["select_gt"] = False
+    if kind == "bids":
+        raw["data"]["source"]["datatype"] = "func"
+    assert specs_from_config(validate_config(raw)).models[0].windows == want
 
 
 def _names_read(path: Path) -> set[str]:

@@ -31,6 +31,7 @@ from .scoring import score_prepared
 from .specs import AlignSpec, CVSpec, RSASpec, ScoreSpec
 from .targets import copy_geometry
 from .uncertainty import layer_uncertainty
+from .windows import choose_windows
 
 #: Significance level of ``p_fdr`` when none is given (``statistics.q``).
 DEFAULT_Q = 0.05
@@ -93,12 +94,12 @@ def score_chunk(
     return score_prepared(P, activations, spec, with_baseline=with_baseline, fit_baseline=fit_baseline)
 
 
-def _fold_pvalues(r_folds: np.ndarray) -> np.ndarray:
-    """One-sided one-sample t-test of the per-fold r (layer, fold, target) against 0."""
+def _fold_pvalues(r_folds: xr.DataArray) -> xr.DataArray:
+    """One-sided one-sample t-test of the per-fold r against 0: ``r_folds`` without its ``fold`` dim."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = stats.ttest_1samp(r_folds, 0.0, axis=1, alternative="greater")
+        t = stats.ttest_1samp(r_folds.values, 0.0, axis=r_folds.dims.index("fold"), alternative="greater")
     p = np.asarray(t.pvalue, dtype=np.float64)
-    return np.where(np.isfinite(p), p, 1.0)
+    return xr.DataArray(np.where(np.isfinite(p), p, 1.0), dims=[d for d in r_folds.dims if d != "fold"])
 
 
 def finalize(ds: xr.Dataset, *, ceiling=None, fdr: bool = True, q: float = DEFAULT_Q) -> xr.Dataset:
@@ -115,8 +116,10 @@ def finalize(ds: xr.Dataset, *, ceiling=None, fdr: bool = True, q: float = DEFAU
     if "r_folds" in ds:
         if "p" not in ds:
             ds.attrs["n_permutations"] = 0
-            ds["p"] = (("layer", "target"), _fold_pvalues(ds["r_folds"].values))
-        p = ds["p"].values
+            ds["p"] = _fold_pvalues(ds["r_folds"])
+        if "window" in ds.dims:  # models[].context_words a list: each target's window chosen with its layer
+            ds = choose_windows(ds)
+        p = ds["p"].transpose("layer", "target").values
         p_fdr = np.asarray(fdr_bh(p.ravel())).reshape(p.shape) if fdr else p.copy()
         ds["p_fdr"] = (("layer", "target"), p_fdr)
         if "baseline_r" in ds:

@@ -6,12 +6,15 @@ from .config import PACKAGED_MODEL
 from .specs import ExecSpec, ModelSpec
 
 
-def make_encoder(model: ModelSpec, execution: ExecSpec) -> HFEncoder:
-    """An :class:`~brainalign.encoders.HFEncoder` for one model, every layer (selection comes later)."""
+def make_encoder(model: ModelSpec, execution: ExecSpec, window: int | None = None) -> HFEncoder:
+    """An :class:`~brainalign.encoders.HFEncoder` for one model, every layer (selection comes later).
+
+    ``window``: the context window in words, one of ``model.windows`` (default: the first).
+    """
     return HFEncoder(
         model=None if model.path == PACKAGED_MODEL else model.path,
         layers=None,
-        context_words=model.context_words,
+        context_words=int(model.windows[0] if window is None else window),
         context=model.context,
         pooling=model.pooling,
         batch_size=model.batch_size,

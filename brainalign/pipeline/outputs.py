@@ -51,6 +51,9 @@ COLUMN_DESCRIPTIONS = {
         "LayerUncertainty), r_ci_low/r_ci_high: bootstrap interval of r; mean_r, mean_p_best, "
         "mean_in_credible_set, mean_r_ci_low, mean_r_ci_high: the same for the mean r over the targets "
         "'all' or 'significant' (p_fdr < q at some layer); "
+        "context_words: the context window (words) chosen with the layer for the target when models[].context_words "
+        "is a list (mean_context_words: for a summary set; method rsa: per region), r_context<W>: r at window W "
+        "(the sidecar's WindowSelection; p is Bonferroni-adjusted for the windows); "
         "geometry: mutual_knn, cycle_knn, cknna, cka (similarities), shape, shape_cv (distances, radians when "
         "angular) between a region's patterns and the layer's on the RSA items, id: the layer's intrinsic "
         "dimension over words (target 'all')"
@@ -229,6 +232,7 @@ def scores_table(ds: xr.Dataset, *, baseline_label: str | None = "baseline", sav
             add(ds[v].astype(float), v)
         for v in ("r", "p_best", "in_credible_set", "r_ci_low", "r_ci_high"):
             add(ds[f"summary_{v}"].astype(float).rename(summary="region"), f"mean_{v}")
+    _window_rows(ds, add)
     for var, metric in geometry_rows(ds):  # scoring.methods geometry
         add(var, metric, method="geometry")
     if not parts:
@@ -242,6 +246,19 @@ def scores_table(ds: xr.Dataset, *, baseline_label: str | None = "baseline", sav
         df[col] = df[col].astype("Int64")
     df["target"] = df["target"].astype(str)
     return df[list(SCORE_COLUMNS)]
+
+
+def _window_rows(ds: xr.Dataset, add) -> None:
+    """Rows of a window grid (pipeline/windows.py): each target's chosen window and every window's r."""
+    if "context_words" in ds:
+        add(ds["context_words"].astype(float), "context_words")
+    if "summary_context_words" in ds:
+        add(ds["summary_context_words"].astype(float).rename(summary="region"), "mean_context_words")
+    if "rsa_context_words" in ds:
+        add(ds["rsa_context_words"].astype(float), "context_words", method="rsa")
+    if "window_r" in ds:
+        for w in ds["window"].values:
+            add(ds["window_r"].sel(window=w, drop=True), f"r_context{int(w)}")
 
 
 # -------------------------------------------------------------------------- maps
@@ -331,6 +348,7 @@ def write_participant(ds: xr.Dataset, out_dir, *, config_hash: str | None = None
         "NSamples": ds.attrs.get("n_samples"),
         "Warnings": json.loads(ds.attrs.get("warnings", "[]")),
         "LayerUncertainty": json.loads(ds.attrs.get("layer_uncertainty", "null")),  # issue 14
+        "WindowSelection": json.loads(ds.attrs.get("window_selection", "null")),  # context_words chosen with the layer
         "Statistics": json.loads(ds.attrs.get("statistics", "{}")),  # p_method, n_permutations, fdr_family, fdr_q
         "Sources": json.loads(ds.attrs.get("sources", "[]")),
         "Session": ds.attrs.get("session") or None,

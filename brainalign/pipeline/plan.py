@@ -42,8 +42,9 @@ from .result import merge_chunks
 from .scoring import score_prepared
 from .selection import layer_selection
 from .sources import default_task, list_participants, load_participant, selected_participants, source_root
-from .specs import LoadSpec, StudySpecs, specs_from_config
+from .specs import StudySpecs, modality_of, specs_from_config
 from .targets import copy_geometry, regions
+from .windows import stack_windows
 
 
 @dataclass
@@ -84,20 +85,25 @@ def run_task(task: dict) -> TaskOutput:
     model = specs.models[task["model"]]
     loaded = load_participant(specs.load, task["subject"], task["task"])
     rec = preprocess(loaded.recording, specs.preprocess, loaded.confounds)
-    acts = select_activations(make_encoder(model, specs.execution), loaded.stimulus, task["layers"])
+    per_window = [select_activations(make_encoder(model, specs.execution, w), loaded.stimulus, task["layers"])
+                  for w in model.windows]
+    acts = per_window[0]
     B = baseline_table(specs.baseline, loaded.baseline, loaded.confounds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         P = prepare(rec, loaded.stimulus, B, specs.align, specs.score.cv,
                     baseline_delays=specs.baseline.delays if specs.baseline else None, regions=regions(rec))
-        ds = score_prepared(P, acts, specs.score, with_baseline=model.with_baseline,
-                            fit_baseline=task["fit_baseline"])
+        scored = [score_prepared(P, a, specs.score, with_baseline=model.with_baseline,
+                                 fit_baseline=task["fit_baseline"] and i == 0) for i, a in enumerate(per_window)]
+        ds = scored[0] if len(scored) == 1 else stack_windows(scored, model.windows)
         if specs.score.layer_selection != "argmax" and task.get("all_layers"):
             ds = layer_selection(ds, P, acts, specs.score)
     warns = [str(w) for w in rec.attrs.get("warnings", [])] + json.loads(ds.attrs.get("warnings", "[]"))  # loader's first
     warns += [str(w.message).splitlines()[0] for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
     ds.attrs["warnings"] = json.dumps(list(dict.fromkeys(warns)))
     ds.attrs.update(model_attrs(acts))  # the model's identity, for resume-by-content
+    if len(model.windows) > 1:
+        ds.attrs["context_words_grid"] = json.dumps(list(model.windows))
     copy_geometry(ds, rec)
     neural = ceiling.ceiling_data(rec, loaded.stimulus) if task.get("neural") else None
     return TaskOutput(ds, neural)
@@ -118,12 +124,7 @@ def _chunks(layers: list[int], size: int) -> list[list[int]]:
     return [layers[i:i + size] for i in range(0, len(layers), size)]
 
 
-def _modality(load: LoadSpec) -> str:
-    if load.kind == "word_erp":
-        return "erp"
-    if load.kind == "roi_table":
-        return "fmri"
-    return {"func": "fmri"}.get(load.datatype, load.datatype)
+_modality = modality_of
 
 
 def _task_list(cfg: PipelineConfig, specs: StudySpecs, pending, layer_lists, task: str, summary, *,
@@ -254,7 +255,7 @@ def _warm_cache(specs: StudySpecs, mi: int, subjects, task: str, summary) -> lis
     for s in subjects:
         try:
             stim = load_participant(specs.load, s, task).stimulus
-            acts = make_encoder(model, specs.execution).encode(stim)
+            acts = [make_encoder(model, specs.execution, w).encode(stim) for w in model.windows][0]
         except ModelError:
             raise
         except BrainAlignError as exc:  # this participant fails; the others go on

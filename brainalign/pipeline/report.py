@@ -115,6 +115,15 @@ def _target_kind(ds: xr.Dataset) -> str:
     return "voxel" if outputs.result_geometry(ds) is not None else "ROI"
 
 
+def _window_text(ds: xr.Dataset, a: dict) -> str:
+    """", at a context window of W words (chosen with the layer from ...)" for a window grid, else ""."""
+    if a.get("window") is None or "window" not in ds.coords:
+        return ""
+    grid = ", ".join(str(int(w)) for w in ds["window"].values)
+    return (f", at a context window of {a['window']} words (chosen with the layer from {grid}; the set and "
+            f"p_best count every window)")
+
+
 def _answer(ds: xr.Dataset, q: float) -> list[str]:
     bl = best_layer(ds)
     n_sig = int(np.nansum(ds["p_fdr"].sel(layer=bl).values < q)) if "p_fdr" in ds else 0
@@ -124,7 +133,7 @@ def _answer(ds: xr.Dataset, q: float) -> list[str]:
         what = "all targets" if name == "all" else f"targets with p_fdr < {q:g} at some layer"
         out.append(para(f"Mean r over {what} (n={a['n_targets']}): best layer {a['best']}, p_best = {a['p_best']:.2f}; "
                         f"{int(round(100 * (a['level'] or 0.9)))}% credible set (layers not distinguishable from the "
-                        f"best): {{{', '.join(map(str, a['set']))}}}.", "answer"))
+                        f"best): {{{', '.join(map(str, a['set']))}}}{_window_text(ds, a)}.", "answer"))
     out.append(para(DEPTH_NOTE))
     return out
 

@@ -41,7 +41,8 @@ def answer(ds: xr.Dataset) -> dict | None:
         cs = ds["summary_in_credible_set"].sel(summary=s).values.astype(bool)
         out[s] = {"best": int(layers[i]), "p_best": float(ds["summary_p_best"].sel(summary=s).values[i]),
                   "set": [int(l) for l, m in zip(layers, cs) if m], "level": meta.get("level"),
-                  "n_targets": int(ds["summary_n_targets"].sel(summary=s)) if "summary_n_targets" in ds else None}
+                  "n_targets": int(ds["summary_n_targets"].sel(summary=s)) if "summary_n_targets" in ds else None,
+                  "window": int(ds["summary_context_words"].sel(summary=s)) if "summary_context_words" in ds else None}
     return out
 
 

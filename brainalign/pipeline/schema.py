@@ -234,7 +234,10 @@ class ModelConfig(_Strict):
     path: str = Field(PACKAGED_MODEL, description="Hugging Face id, local folder, or 'packaged:minilm'")
     layers: Union[Literal["all"], list[int]] = "all"
     context: Literal[C.MODEL_CONTEXTS] = "window"
-    context_words: int = Field(32, ge=0)
+    context_words: Union[Literal["auto"], int, list[int]] = Field(
+        "auto", description="words of context per word (context 'window'); a list of 2-6 windows is scored at "
+        "each and the window chosen with the layer, per target (held-out r; brainalign.pipeline.windows); "
+        "'auto': [10, 20, 32] for fMRI, 32 otherwise (docs/validation.md 3b)")
     pooling: Literal[C.MODEL_POOLINGS] = "last"
     batch_size: int = Field(16, ge=1)
     revision: Optional[str] = None
@@ -242,6 +245,28 @@ class ModelConfig(_Strict):
     with_baseline: bool = Field(True, description="fit baseline + layer when a baseline is configured")
 
     _v_label = field_validator("label")(lambda v: _label(v, "model label"))
+
+    @field_validator("context_words", mode="before")
+    @classmethod
+    def _context_words(cls, v):
+        if isinstance(v, bool) or (not isinstance(v, (str, int, list)) or (isinstance(v, str) and v != "auto")):
+            raise ValueError(f"{v!r}: give 'auto', a number of words (e.g. 20) or a list such as [10, 20, 32]")
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"{v}: a window holds at least 1 word")
+        if isinstance(v, list):
+            if not 2 <= len(v) <= 6 or len(set(v)) != len(v):
+                raise ValueError(f"{v}: a list of windows holds 2 to 6 different numbers of words")
+            if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in v):
+                raise ValueError(f"{v}: every window is a whole number of words >= 1")
+            return sorted(v)
+        return v
+
+    @model_validator(mode="after")
+    def _windows_need_window(self):
+        if isinstance(self.context_words, list) and self.context != "window":
+            raise ValueError(f"context_words {self.context_words} is a list of windows, which needs context "
+                             f"'window' (context {self.context!r} reads no window)")
+        return self
 
     @field_validator("layers")
     @classmethod
@@ -444,6 +469,13 @@ class PipelineConfig(_Strict):
             raise ValueError(f"baseline label {self.baseline.label!r} is also a model label")
         if self.baseline is not None and "encoding" not in self.scoring.methods:
             raise ValueError("a baseline needs scoring.methods to include 'encoding'")
+        grid = [m.label for m in self.models if isinstance(m.context_words, list)]
+        sc = self.scoring
+        if grid and (sc.layer_selection != "argmax" or sc.rsa.select_gt):
+            what = (f"scoring.layer_selection {sc.layer_selection!r}" if sc.layer_selection != "argmax"
+                    else "scoring.rsa.select_gt")
+            raise ValueError(f"models {grid}: a list of context_words is chosen with the layer by held-out r, "
+                             f"which {what} does not do; give one window (e.g. context_words: 20)")
         return self
 
     # ------------------------------------------------------------------ helpers

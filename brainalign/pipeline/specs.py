@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .windows import resolve_windows
 
 
 def _tuple(v) -> Optional[tuple]:
@@ -105,12 +106,14 @@ class ModelSpec:
     path: str
     layers: Any  # "all" or tuple of int
     context: str
-    context_words: int
+    context_words: Any  # as configured: "auto", an int or a list of ints
     pooling: str
     batch_size: int
     revision: Optional[str]
     trust_remote_code: bool
     with_baseline: bool
+    #: The analysis windows (words) scored; more than one: chosen with the layer (pipeline/windows.py).
+    windows: tuple[int, ...] = (32,)
 
 
 @dataclass(frozen=True)
@@ -266,10 +269,26 @@ def load_spec(src) -> LoadSpec:
     return LoadSpec(**common, **where, adapter=src.adapter, exclude=tuple(src.exclude))
 
 
-def model_spec(m) -> ModelSpec:
+def modality_of(load: LoadSpec) -> str:
+    """``fmri``, ``meg``, ``eeg``, ``ieeg`` or ``erp`` (per-word ERP tables) for a data source."""
+    if load.kind == "word_erp":
+        return "erp"
+    if load.kind == "roi_table":
+        return "fmri"
+    return {"func": "fmri"}.get(load.datatype, load.datatype)
+
+
+def window_grid_allowed(scoring) -> bool:
+    """False when a ``scoring`` setting needs one window per model (``auto`` then means one)."""
+    return scoring.layer_selection == "argmax" and not scoring.rsa.select_gt
+
+
+def model_spec(m, modality: str = "fmri", grid_allowed: bool = True) -> ModelSpec:
+    cw = list(m.context_words) if isinstance(m.context_words, (list, tuple)) else m.context_words
     return ModelSpec(label=m.label, path=m.path, layers=m.layers if m.layers == "all" else tuple(int(x) for x in m.layers),
-                     context=m.context, context_words=m.context_words, pooling=m.pooling, batch_size=m.batch_size,
-                     revision=m.revision, trust_remote_code=m.trust_remote_code, with_baseline=m.with_baseline)
+                     context=m.context, context_words=cw, pooling=m.pooling, batch_size=m.batch_size,
+                     revision=m.revision, trust_remote_code=m.trust_remote_code, with_baseline=m.with_baseline,
+                     windows=resolve_windows(cw, m.context, modality, grid_allowed=grid_allowed))
 
 
 def specs_from_config(cfg) -> StudySpecs:
@@ -282,7 +301,8 @@ def specs_from_config(cfg) -> StudySpecs:
         preprocess=PreprocessSpec(detrend=pp.detrend, high_pass=pp.high_pass, low_pass=pp.low_pass,
                                   standardize=pp.standardize, confounds=pp.confounds),
         baseline=None if b is None else BaselineSpec(label=b.label, columns=_tuple(b.columns), delays=_tuple(b.delays)),
-        models=tuple(model_spec(m) for m in cfg.models),
+        models=tuple(model_spec(m, modality_of(load_spec(d.source)), grid_allowed=window_grid_allowed(sc))
+                     for m in cfg.models),
         align=AlignSpec(method=al.method, delays=_tuple(al.delays), window=al.window, trim=tuple(al.trim),
                         zscore=al.zscore, tmin=al.tmin, tmax=al.tmax),
         score=ScoreSpec(methods=tuple(sc.methods), alphas=tuple(float(a) for a in sc.alphas),

@@ -36,6 +36,8 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
+from .windows import marginalize
+
 #: Blocks per outer test fold (fewer when the fold is short) and their least length in samples.
 BLOCKS_PER_FOLD = 5
 MIN_BLOCK_SAMPLES = 5
@@ -338,15 +340,20 @@ def layer_uncertainty(ds: xr.Dataset, *, q: float = 0.05, n_boot: int | None = N
     if not all(v in ds for v in MOMENT_VARS):
         return ds
     seed = int(ds.attrs.get("uncertainty_seed", 0) if seed is None else seed)
+    grid = "window" in ds["heldout_moments"].dims  # a window grid: candidates are (window, layer) pairs
+    M = ds["heldout_moments"].transpose(*(("window",) if grid else ()), "layer", "block", "moment", "target").values
+    M = M.astype(np.float64).reshape((-1,) + M.shape[-3:])
     if n_boot is None:  # a whole-brain result: fewer draws (p_best to about +-0.03), recorded in the sidecar
-        large = ds.sizes["target"] * ds.sizes["layer"] > LARGE_RESULT
-        n_boot = N_BOOTSTRAP_LARGE if large else N_BOOTSTRAP
+        n_boot = N_BOOTSTRAP_LARGE if ds.sizes["target"] * M.shape[0] > LARGE_RESULT else N_BOOTSTRAP
     sets = _summary_sets(ds, q)
     block_fold = np.asarray(ds["block_fold"].values, dtype=np.int64)
-    M = ds["heldout_moments"].transpose("layer", "block", "moment", "target").values.astype(np.float64)
     Ym = ds["heldout_y_moments"].transpose("block", "moment", "target").values.astype(np.float64)
     res = bootstrap_layers(M, Ym, block_fold, sets, n_boot=n_boot, seed=seed, ci=ci, level=level)
     out = ds.drop_vars([*MOMENT_VARS, "block_fold"]).drop_dims(["block", "moment"], errors="ignore")
+    if grid:  # per-layer figures, each target at its window (pipeline/windows.py)
+        windows = np.asarray(ds["window"].values)
+        res = marginalize(res, windows.size, np.searchsorted(windows, ds["context_words"].values))
+        out["summary_context_words"] = (("summary",), windows[res.pop("summary_window")])
     lt, ls = ("layer", "target"), ("layer", "summary")
     out = out.assign_coords(summary=list(sets))
     out["p_best"] = (lt, res["p_best"])
