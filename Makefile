@@ -52,6 +52,7 @@ validate: install
 	$(BIN)/python -m brainalign.validation.layer_id --families
 	$(BIN)/python -m brainalign.validation.layer_id --families glover_ar1 --output build/validation/layer_id_families-glover
 	$(BIN)/python -m brainalign.validation.layer_id --families --trsa --seeds 1
+	$(BIN)/python -m brainalign.validation.defaults_check --out build/validation/defaults_check
 	$(BIN)/python -m brainalign.validation.calibration --demo
 	$(BIN)/python -m brainalign.validation.geometry trsa
 	$(BIN)/python -m brainalign.validation.geometry id
