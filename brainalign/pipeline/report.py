@@ -51,8 +51,9 @@ DEPTH_NOTE = ("Arg-max layer identification leans deeper when the analysis' cont
               "differs from the data's: on simulations with the default HRF alignment, a 32-word window against "
               "10-20-word generators erred deeper 80 times and shallower 51, and its 90% credible set held the planted "
               "layer in 0.84 of regions at the lowest SNR (0.92 with the generator's window). The brain's own window and response are unknown: read the "
-              "credible set, not only the best layer, and compare context windows by held-out r (docs/validation.md, "
-              "section 3b).")
+              "credible set, not only the best layer, and let the window be chosen with the layer by held-out r "
+              "(models' context_words: auto, the fMRI default, or a list of windows). Fitting ROI-mean signals leaned "
+              "deeper than averaging voxel-wise r over the ROI in the same simulations (docs/validation.md, sections 3b and 3d).")
 
 
 # ------------------------------------------------------------- public plot API
